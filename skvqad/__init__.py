@@ -1,0 +1,30 @@
+"""VQ-VAE image anomaly detection (Gangloff et al., 2022) for scikit-learn."""
+
+from ._detector import VQVAEAnomalyDetector
+from ._maps import (
+    alignment_map,
+    grey_dilation,
+    ssim_am_map,
+    ssim_map,
+    upsample_alignment_map,
+)
+from ._model import VQVAE, VQVAELoss, VQVAEOutput, vq_vae_loss_terms
+from ._net import VQVAENet
+from ._plotting import plot_anomaly_maps
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VQVAE",
+    "VQVAEAnomalyDetector",
+    "VQVAELoss",
+    "VQVAENet",
+    "VQVAEOutput",
+    "alignment_map",
+    "grey_dilation",
+    "plot_anomaly_maps",
+    "ssim_am_map",
+    "ssim_map",
+    "upsample_alignment_map",
+    "vq_vae_loss_terms",
+]

@@ -1,0 +1,505 @@
+"""VQ-VAE image anomaly detector (Gangloff et al., 2022) as a scikit-learn estimator."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_n_features, check_is_fitted
+from skorch.callbacks import ProgressBar
+from torch.distributions import ContinuousBernoulli
+
+from ._maps import (
+    _symmetric_pad,
+    alignment_map,
+    grey_dilation,
+    ssim_am_map,
+    ssim_map,
+    upsample_alignment_map,
+)
+from ._model import VQVAE, VQVAELoss
+from ._net import VQVAENet
+from ._validation import check_images
+
+__all__ = ["VQVAEAnomalyDetector"]
+
+
+class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
+    """Image anomaly detector from the inner metrics of a VQ-VAE.
+
+    The method of Gangloff et al. (2022) [1]_. :meth:`fit` trains a VQ-VAE
+    (:class:`~skvqad.VQVAE`) on normal images only, with skorch. At test time
+    two maps are built per image: SM, the anomaly ``1 - SSIM`` between the
+    image and its reconstruction (the continuous Bernoulli mean of the decoder
+    output), and AM, the alignment map, the squared distance between the
+    encoder output and its nearest codebook vector, upsampled to image size and
+    grey-dilated. The anomaly map is SM x AM ("SSIM+AM"), and an image's score
+    is the mean of its map.
+
+    Parameters
+    ----------
+    n_downsampling : int, default=3
+        Stride-2 convolutions in the encoder (and transposed ones in the
+        decoder), >= 1. The latent grid is the image size divided by
+        ``2**n_downsampling``. [1]_ uses 3 at 256x256 and 2 for 32x32 and
+        128x128 images.
+    n_residual_layers : int, default=3
+        Residual layers in the encoder and the decoder, >= 0.
+    hidden_channels : int, default=256
+        Channels of every hidden convolution, >= 1.
+    n_embeddings : int, default=512
+        Codebook size ``M``, >= 1.
+    embedding_dim : int, default=256
+        Codebook vector dimension ``D``, >= 1.
+    beta : float, default=0.25
+        Weight of the commitment term in the loss (Eq. 4 of [1]_), >= 0.
+    anomaly_map_type : {"ssim+am", "ssim", "am"}, default="ssim+am"
+        The map returned by :meth:`anomaly_map` and averaged by
+        :meth:`score_samples`: SM x AM, SM alone (``1 - SSIM``) or the
+        upsampled, dilated AM alone.
+    dilation_size : int, default=7
+        Side, in image pixels, of the flat square that grey-dilates the
+        upsampled AM, >= 1 (1 = no dilation).
+    upsampling : {"nearest", "bilinear"}, default="nearest"
+        Interpolation that brings the AM to image size.
+    ssim_win_size : int, default=11
+        Side of the SSIM window, in pixels; odd, >= 3.
+    ssim_gaussian_weights : bool, default=True
+        Gaussian window of standard deviation 1.5 pixels (Wang et al. 2004)
+        if True, else uniform.
+    ssim_dilation_size : int, default=1
+        Side of the flat square that grey-dilates the SM map, >= 1 (1 = none;
+        [1]_ dilates it for UCSD Ped1).
+    max_epochs : int, default=100
+        Training epochs (passes over the training images), >= 1.
+    batch_size : int, default=16
+        Images per training and scoring batch, >= 1.
+    lr : float, default=2e-4
+        Learning rate, > 0.
+    optimizer : type, default=torch.optim.Adam
+        A ``torch.optim.Optimizer`` class, instantiated by skorch.
+    device : str, default="auto"
+        Torch device for training and scoring: ``"auto"`` is ``"cuda"`` when
+        available, else ``"cpu"``; or any torch device string.
+    contamination : "auto" or float, default="auto"
+        Sets the threshold ``offset_`` on the training scores. A float in
+        (0, 0.5] is the fraction of training images to call outliers. With
+        ``"auto"``, an image is an outlier when its score lies more than three
+        robust standard deviations (1.4826 x median absolute deviation) below
+        the median training score.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation and the batch shuffling. Makes results
+        reproducible on the CPU; on CUDA, cuDNN's non-deterministic kernels
+        can still make two runs differ slightly. The global torch and numpy
+        random states are left as they were.
+    verbose : int, default=0
+        0 is silent; 1 prints skorch's per-epoch table; 2 also shows skorch's
+        progress bar.
+
+    Attributes
+    ----------
+    net_ : VQVAENet
+        The trained skorch net; its ``module_`` is the :class:`~skvqad.VQVAE`
+        and its ``history`` the training log.
+    n_channels_ : int
+        Channels of the training images.
+    n_features_in_ : int
+        Number of features when fitted on 2-D ``(n_samples, n_features)``
+        input; absent when fitted on images.
+    offset_ : float
+        Threshold on :meth:`score_samples`; ``decision_function = score_samples
+        - offset_``.
+    codebook_usage_ : float
+        Fraction, in [0, 1], of the codebook vectors selected at least once
+        over the training images.
+
+    See Also
+    --------
+    skvqad.ssim_map, skvqad.alignment_map, skvqad.ssim_am_map : the maps.
+    sklearn.ensemble.IsolationForest : the outlier-detector API this follows.
+
+    Notes
+    -----
+    Input images are channels last, as in scikit-image: ``(n, H, W)`` or
+    ``(n, H, W, C)``. ``uint8`` values are divided by 255, ``uint16`` by
+    65535; floating values must already lie in [0, 1]. A 2-D input
+    ``(n_samples, n_features)`` is read as greyscale images of height 1 and
+    width ``n_features``. Any height and width work: images are padded on the
+    bottom and right by symmetric reflection to a multiple of
+    ``2**n_downsampling`` (and at least ``2**(n_downsampling + 1)``), and
+    maps and reconstructions are cropped back to the input size.
+
+    The loss sums each term over an image's pixels or latent entries and
+    averages over the batch (:func:`skvqad.vq_vae_loss_terms`).
+
+    References
+    ----------
+    .. [1] H. Gangloff, M.-T. Pham, L. Courtrai, S. Lefèvre, "Leveraging
+       Vector-Quantized Variational Autoencoder Inner Metrics for Anomaly
+       Detection", 2022. https://hal.science/hal-03541964
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvqad import VQVAEAnomalyDetector
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(0.4, 0.6, size=(8, 16, 16)).astype(np.float32)
+    >>> detector = VQVAEAnomalyDetector(
+    ...     n_downsampling=2, n_residual_layers=1, hidden_channels=8,
+    ...     n_embeddings=16, embedding_dim=4, max_epochs=1, random_state=0,
+    ... ).fit(X)
+    >>> detector.anomaly_map(X[:2]).shape
+    (2, 16, 16)
+    >>> detector.predict(X[:2]).shape
+    (2,)
+    """
+
+    _parameter_constraints: dict = {
+        "n_downsampling": [Interval(Integral, 1, None, closed="left")],
+        "n_residual_layers": [Interval(Integral, 0, None, closed="left")],
+        "hidden_channels": [Interval(Integral, 1, None, closed="left")],
+        "n_embeddings": [Interval(Integral, 1, None, closed="left")],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "anomaly_map_type": [StrOptions({"ssim+am", "ssim", "am"})],
+        "dilation_size": [Interval(Integral, 1, None, closed="left")],
+        "upsampling": [StrOptions({"nearest", "bilinear"})],
+        "ssim_win_size": [Interval(Integral, 3, None, closed="left")],
+        "ssim_gaussian_weights": ["boolean"],
+        "ssim_dilation_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [type],
+        "device": [str],
+        "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_downsampling=3,
+        n_residual_layers=3,
+        hidden_channels=256,
+        n_embeddings=512,
+        embedding_dim=256,
+        beta=0.25,
+        anomaly_map_type="ssim+am",
+        dilation_size=7,
+        upsampling="nearest",
+        ssim_win_size=11,
+        ssim_gaussian_weights=True,
+        ssim_dilation_size=1,
+        max_epochs=100,
+        batch_size=16,
+        lr=2e-4,
+        optimizer=torch.optim.Adam,
+        device="auto",
+        contamination="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_downsampling = n_downsampling
+        self.n_residual_layers = n_residual_layers
+        self.hidden_channels = hidden_channels
+        self.n_embeddings = n_embeddings
+        self.embedding_dim = embedding_dim
+        self.beta = beta
+        self.anomaly_map_type = anomaly_map_type
+        self.dilation_size = dilation_size
+        self.upsampling = upsampling
+        self.ssim_win_size = ssim_win_size
+        self.ssim_gaussian_weights = ssim_gaussian_weights
+        self.ssim_dilation_size = ssim_dilation_size
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.device = device
+        self.contamination = contamination
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the VQ-VAE on normal images.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width) or \
+(n_samples, height, width, channels) or (n_samples, n_features)
+            Normal (defect-free) training images; see Notes of the class for
+            dtypes and sizes. Converted to float32 in [0, 1].
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : VQVAEAnomalyDetector
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` is not a valid batch of images (see
+            :func:`skvqad._validation.check_images`).
+        """
+        images = self._validate_images(X, reset=True)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        device = self._resolve_device()
+        self.net_ = self._get_net(images.shape[-1], device)
+        forked = [torch.device(device)] if torch.device(device).type == "cuda" else []
+        with torch.random.fork_rng(devices=forked, device_type="cuda"):
+            torch.manual_seed(seed)
+            self.net_.fit(self._to_padded_tensor(images), y=None)
+        used = torch.zeros(self.n_embeddings, dtype=torch.bool, device=device)
+        train_scores = self._score(images, used_codes=used)
+        self.codebook_usage_ = float(used.float().mean())
+        self.offset_ = self._offset_from_scores(train_scores)
+        return self
+
+    def anomaly_map(self, X):
+        """Pixel anomaly map of each image; higher is more anomalous.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width) or \
+(n_samples, height, width, channels) or (n_samples, n_features)
+            Images with as many channels as the training images; any height
+            and width.
+
+        Returns
+        -------
+        maps : ndarray of shape (n_samples, height, width), float32
+            The ``anomaly_map_type`` map, >= 0, same height and width as the
+            input (height 1 for 2-D input). For "ssim" its values are
+            ``1 - SSIM`` in [0, 2]; for "am" and "ssim+am" they are in units of
+            squared latent distance.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` is invalid or its channel count differs from training.
+        """
+        images = self._validate_images(X, reset=False)
+        maps = np.empty(images.shape[:3], dtype=np.float32)
+        for batch_slice, batch_maps, _ in self._iter_maps(images):
+            maps[batch_slice] = batch_maps.cpu().numpy()
+        return maps
+
+    def score_samples(self, X):
+        """Normality score of each image: minus the mean of its anomaly map.
+
+        Higher is more normal, following scikit-learn's outlier detectors;
+        use ``-score_samples(X)`` as the paper's anomaly score.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width) or \
+(n_samples, height, width, channels) or (n_samples, n_features)
+            Images, as for :meth:`anomaly_map`.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,), float64
+            ``-mean(anomaly_map(X)[i])``, <= 0.
+        """
+        images = self._validate_images(X, reset=False)
+        return self._score(images)
+
+    def decision_function(self, X):
+        """Shifted normality score: ``score_samples(X) - offset_``.
+
+        Negative values are outliers, positive ones inliers.
+
+        Parameters
+        ----------
+        X : array-like, shapes as for :meth:`anomaly_map`
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), float64
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """Label each image: -1 for an anomaly, +1 for a normal image.
+
+        Parameters
+        ----------
+        X : array-like, shapes as for :meth:`anomaly_map`
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), int
+            -1 where ``decision_function(X) < 0``, else 1.
+        """
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def reconstruct(self, X):
+        """Reconstruction of each image: the continuous Bernoulli mean.
+
+        Parameters
+        ----------
+        X : array-like, shapes as for :meth:`anomaly_map`
+
+        Returns
+        -------
+        ndarray of shape (n_samples, height, width, channels), float32
+            Values in [0, 1]; channels last, as the input (one channel for
+            greyscale input).
+        """
+        images = self._validate_images(X, reset=False)
+        out = np.empty_like(images)
+        for batch_slice, batch in self._iter_batches(images):
+            with torch.no_grad():
+                output = self.net_.module_(self._pad(batch))
+                recon = self._reconstruction(output.logits, batch.shape[-2:])
+            out[batch_slice] = recon.movedim(1, -1).cpu().numpy()
+        return out
+
+    # ----------------------------------------------------------------- private
+
+    def _validate_images(self, X, *, reset):
+        if not reset:
+            check_is_fitted(self)
+        images = check_images(X)
+        if np.ndim(X) == 2:
+            _check_n_features(self, np.asarray(X), reset=reset)
+        elif reset and hasattr(self, "n_features_in_"):
+            del self.n_features_in_
+        if reset:
+            self.n_channels_ = images.shape[-1]
+        elif images.shape[-1] != self.n_channels_:
+            raise ValueError(
+                f"X has {images.shape[-1]} channel(s), but the detector was fitted "
+                f"on images with {self.n_channels_} channel(s)."
+            )
+        return images
+
+    def _resolve_device(self):
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+    def _get_net(self, n_channels, device):
+        callbacks = [("progress", ProgressBar())] if self.verbose >= 2 else []
+        return VQVAENet(
+            module=VQVAE,
+            module__in_channels=n_channels,
+            module__hidden_channels=self.hidden_channels,
+            module__n_embeddings=self.n_embeddings,
+            module__embedding_dim=self.embedding_dim,
+            module__n_downsampling=self.n_downsampling,
+            module__n_residual_layers=self.n_residual_layers,
+            criterion=VQVAELoss,
+            criterion__beta=self.beta,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=None,
+            iterator_train__shuffle=True,
+            callbacks=callbacks,
+            device=device,
+            verbose=int(self.verbose),
+        )
+
+    @property
+    def _scale(self):
+        return 2**self.n_downsampling
+
+    def _pad(self, x):
+        """Pad (n, C, H, W) bottom/right to a multiple of the latent stride."""
+        scale = self._scale
+        height, width = x.shape[-2:]
+        target_h = max(-(-height // scale) * scale, 2 * scale)
+        target_w = max(-(-width // scale) * scale, 2 * scale)
+        if (target_h, target_w) == (height, width):
+            return x
+        return _symmetric_pad(x, 0, target_h - height, 0, target_w - width)
+
+    def _to_padded_tensor(self, images):
+        return self._pad(torch.from_numpy(images).movedim(-1, 1)).contiguous()
+
+    def _iter_batches(self, images):
+        """Yield (slice, (b, C, H, W) float32 tensor on the net's device)."""
+        self.net_.module_.eval()
+        for start in range(0, images.shape[0], self.batch_size):
+            batch_slice = slice(start, start + self.batch_size)
+            batch = torch.from_numpy(images[batch_slice]).movedim(-1, 1)
+            yield batch_slice, batch.to(self.net_.device)
+
+    @staticmethod
+    def _reconstruction(logits, size):
+        height, width = size
+        recon = ContinuousBernoulli(logits=logits, validate_args=False).mean
+        return recon[..., :height, :width]
+
+    def _maps_of_batch(self, batch):
+        """Anomaly maps (b, H, W) and codebook indices of a (b, C, H, W) batch."""
+        module = self.net_.module_
+        size = batch.shape[-2:]
+        output = module(self._pad(batch))
+        am = alignment_map(output.z_e, module.codebook)
+        if self.anomaly_map_type == "am":
+            maps = upsample_alignment_map(
+                am,
+                output_size=size,
+                scale_factor=self._scale,
+                upsampling=self.upsampling,
+                dilation_size=self.dilation_size,
+            )
+            return maps, output.indices
+        ssim = ssim_map(
+            batch,
+            self._reconstruction(output.logits, size),
+            data_range=1.0,
+            win_size=self.ssim_win_size,
+            gaussian_weights=self.ssim_gaussian_weights,
+        )
+        if self.anomaly_map_type == "ssim":
+            return grey_dilation(1.0 - ssim, self.ssim_dilation_size), output.indices
+        maps = ssim_am_map(
+            ssim,
+            am,
+            scale_factor=self._scale,
+            dilation_size=self.dilation_size,
+            upsampling=self.upsampling,
+            ssim_dilation_size=self.ssim_dilation_size,
+        )
+        return maps, output.indices
+
+    def _iter_maps(self, images):
+        """Yield (slice, maps (b, H, W), codebook indices (b, h, w)) per batch."""
+        for batch_slice, batch in self._iter_batches(images):
+            with torch.no_grad():
+                maps, indices = self._maps_of_batch(batch)
+            yield batch_slice, maps, indices
+
+    def _score(self, images, used_codes=None):
+        """Scores (n,) float64; marks selected codes in ``used_codes`` if given."""
+        scores = np.empty(images.shape[0], dtype=np.float64)
+        for batch_slice, maps, indices in self._iter_maps(images):
+            scores[batch_slice] = -maps.mean(dim=(1, 2)).cpu().numpy()
+            if used_codes is not None:
+                used_codes[indices] = True
+        return scores
+
+    def _offset_from_scores(self, scores):
+        if self.contamination == "auto":
+            median = np.median(scores)
+            mad = np.median(np.abs(scores - median))
+            return float(median - 3.0 * 1.4826 * mad)
+        return float(np.percentile(scores, 100.0 * self.contamination))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = torch.cuda.is_available()
+        return tags

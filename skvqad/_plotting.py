@@ -1,0 +1,115 @@
+"""Figures in the layout of Fig. 2 of Gangloff et al. (2022)."""
+
+import numpy as np
+
+__all__ = ["plot_anomaly_maps"]
+
+
+def plot_anomaly_maps(
+    images,
+    maps,
+    *,
+    reconstructions=None,
+    masks=None,
+    threshold=None,
+    titles=None,
+    alpha=0.5,
+    cmap="jet",
+    vmax=None,
+):
+    """Plot images, anomaly maps over reconstructions, and segmentations.
+
+    One column per image, as in Fig. 2 of [1]_: the input on the top row, the
+    anomaly map overlaid on the reconstruction (or on the input when no
+    reconstruction is given) in the middle, and at the bottom the map
+    thresholded at ``threshold`` (red) with the ground-truth outline
+    (white), when given.
+
+    Parameters
+    ----------
+    images : array-like of shape (n, H, W) or (n, H, W, C)
+        Images, float in [0, 1] or uint8.
+    maps : array-like of shape (n, H, W), float
+        Anomaly maps (higher is more anomalous). All panels share one colour
+        scale, from 0 to ``vmax``, so maps are comparable across images.
+    reconstructions : array-like of shape (n, H, W) or (n, H, W, C), optional
+        Reconstructions to draw the maps on.
+    masks : array-like of shape (n, H, W), bool, optional
+        Ground-truth defect masks, outlined in white.
+    threshold : float, optional
+        Value of ``maps`` above which a pixel is segmented as anomalous; the
+        bottom row is drawn only when given.
+    titles : list of str, optional
+        One title per column.
+    alpha : float, default=0.5
+        Opacity of the overlaid maps, in [0, 1].
+    cmap : str, default="jet"
+        Matplotlib colormap of the maps.
+    vmax : float, optional
+        Top of the colour scale, in map units; by default the 99th percentile
+        of ``maps``, so that one extreme defect does not wash out the others.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If ``images``, ``maps`` (and ``masks``) disagree in number or size.
+
+    References
+    ----------
+    .. [1] H. Gangloff, M.-T. Pham, L. Courtrai, S. Lefèvre, "Leveraging
+       Vector-Quantized Variational Autoencoder Inner Metrics for Anomaly
+       Detection", 2022. https://hal.science/hal-03541964
+    """
+    import matplotlib.pyplot as plt
+
+    images = np.asarray(images)
+    maps = np.asarray(maps)
+    if maps.ndim != 3 or images.shape[:3] != maps.shape:
+        raise ValueError(
+            f"images {images.shape} and maps {maps.shape} must share (n, H, W)."
+        )
+    if masks is not None and np.shape(masks) != maps.shape:
+        raise ValueError(f"masks {np.shape(masks)} must have the shape of maps.")
+    background = images if reconstructions is None else np.asarray(reconstructions)
+    n_rows = 3 if threshold is not None else 2
+    n = len(images)
+    fig, axes = plt.subplots(
+        n_rows, n, figsize=(1.8 * n, 1.8 * n_rows), squeeze=False, layout="constrained"
+    )
+    if vmax is None:
+        vmax = float(np.percentile(maps, 99)) or float(maps.max()) or 1.0
+    for i in range(n):
+        _show(axes[0, i], images[i])
+        _show(axes[1, i], background[i])
+        overlay = axes[1, i].imshow(maps[i], cmap=cmap, alpha=alpha, vmin=0, vmax=vmax)
+        if threshold is not None:
+            _show(axes[2, i], images[i])
+            segmented = np.ma.masked_where(maps[i] <= threshold, maps[i])
+            axes[2, i].imshow(segmented > threshold, cmap="autumn", alpha=0.6)
+        if masks is not None:
+            axes[-1, i].contour(np.asarray(masks[i], float), levels=[0.5], colors="w")
+        if titles is not None:
+            axes[0, i].set_title(titles[i], fontsize=8)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    labels = ["input", "map on reconstruction", "segmentation"]
+    for row in range(n_rows):
+        axes[row, 0].text(
+            -0.08, 0.5, labels[row], rotation=90, va="center", ha="right",
+            transform=axes[row, 0].transAxes, fontsize=8,
+        )
+    fig.colorbar(overlay, ax=axes[1, :].tolist(), shrink=0.8, label="anomaly")
+    return fig
+
+
+def _show(ax, image):
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.dtype == np.uint8:
+        image = image / 255.0
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)

@@ -1,0 +1,194 @@
+"""The estimator: shapes, dtypes, the outlier contract, determinism, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+
+from skvqad import VQVAEAnomalyDetector, ssim_map
+
+from .conftest import TINY, brick_tiles, paste_square, stripes
+
+
+def test_fit_returns_self_and_sets_fitted_state(grey_images):
+    detector = VQVAEAnomalyDetector(**TINY)
+    assert detector.fit(grey_images) is detector
+    assert detector.n_channels_ == 1
+    assert not hasattr(detector, "n_features_in_")
+    assert 0.0 < detector.codebook_usage_ <= 1.0
+    assert len(detector.net_.history) == TINY["max_epochs"]
+    assert detector.net_.module_.codebook.shape == (16, 4)
+
+
+def test_output_shapes_and_dtypes(fitted_grey, grey_images):
+    X = grey_images[:5]
+    maps = fitted_grey.anomaly_map(X)
+    assert maps.shape == (5, 32, 32) and maps.dtype == np.float32
+    assert (maps >= 0).all()
+    scores = fitted_grey.score_samples(X)
+    assert scores.shape == (5,) and scores.dtype == np.float64
+    np.testing.assert_allclose(scores, -maps.mean(axis=(1, 2)), rtol=1e-5)
+    labels = fitted_grey.predict(X)
+    assert set(np.unique(labels)) <= {-1, 1}
+    assert np.issubdtype(labels.dtype, np.integer)
+
+
+def test_outlier_contract(fitted_grey, grey_images):
+    X_bad, _ = paste_square(grey_images[:6])
+    X = np.concatenate([grey_images[:6], X_bad])
+    scores = fitted_grey.score_samples(X)
+    np.testing.assert_allclose(
+        fitted_grey.decision_function(X), scores - fitted_grey.offset_
+    )
+    np.testing.assert_array_equal(
+        fitted_grey.predict(X), np.where(scores < fitted_grey.offset_, -1, 1)
+    )
+
+
+def test_contamination_sets_fraction_of_training_outliers(grey_images):
+    detector = VQVAEAnomalyDetector(**TINY, contamination=0.25).fit(grey_images)
+    share = np.mean(detector.predict(grey_images) == -1)
+    assert share == pytest.approx(0.25, abs=1 / len(grey_images))
+    train_scores = detector.score_samples(grey_images)
+    assert detector.offset_ == pytest.approx(np.percentile(train_scores, 25))
+
+
+def test_pasted_square_scores_as_more_anomalous():
+    train = brick_tiles(48, rows=(0, 80), seed=0)
+    detector = VQVAEAnomalyDetector(
+        **{**TINY, "max_epochs": 20, "hidden_channels": 16, "lr": 1e-3}
+    ).fit(train)
+    clean = brick_tiles(8, rows=(80, 128), seed=1)  # rows unseen in training
+    defective, mask = paste_square(clean)
+    for map_type in ("ssim+am", "ssim", "am"):
+        detector.set_params(anomaly_map_type=map_type)
+        assert (
+            detector.score_samples(defective) < detector.score_samples(clean)
+        ).all(), map_type
+        maps = detector.anomaly_map(defective)
+        assert roc_auc_score(mask.ravel(), maps.ravel()) > 0.85, map_type
+
+
+@pytest.mark.parametrize("shape", [(30, 30), (39, 25), (64, 48), (5, 7)])
+def test_any_image_size_gives_maps_of_that_size(shape):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.3, 0.7, size=(4,) + shape).astype(np.float32)
+    detector = VQVAEAnomalyDetector(**{**TINY, "max_epochs": 1}).fit(X)
+    assert detector.anomaly_map(X).shape == (4,) + shape
+    assert detector.reconstruct(X).shape == (4,) + shape + (1,)
+    assert np.isfinite(detector.score_samples(X)).all()
+
+
+def test_rgb_images():
+    X = stripes(12, channels=3, seed=5)
+    detector = VQVAEAnomalyDetector(**TINY).fit(X)
+    assert detector.n_channels_ == 3
+    assert detector.anomaly_map(X).shape == (12, 32, 32)
+    recon = detector.reconstruct(X[:2])
+    assert recon.shape == (2, 32, 32, 3)
+    assert 0 <= recon.min() and recon.max() <= 1
+    with pytest.raises(ValueError, match="channel"):
+        detector.score_samples(X[..., 0])
+
+
+def test_ssim_map_type_is_one_minus_ssim_of_reconstruction(fitted_grey, grey_images):
+    detector = clone(fitted_grey)
+    detector.__dict__.update(vars(fitted_grey))
+    detector.set_params(anomaly_map_type="ssim")
+    X = grey_images[:3]
+    recon = detector.reconstruct(X)
+    expected = 1 - ssim_map(
+        torch.from_numpy(X[:, None]), torch.from_numpy(recon).movedim(-1, 1),
+        data_range=1.0,
+    )
+    np.testing.assert_allclose(detector.anomaly_map(X), expected.numpy(), atol=1e-6)
+
+
+def test_map_does_not_depend_on_the_batch(fitted_grey, grey_images):
+    X, _ = paste_square(grey_images[:10])
+    together = fitted_grey.anomaly_map(X)
+    alone = np.concatenate([fitted_grey.anomaly_map(X[i : i + 1]) for i in range(3)])
+    np.testing.assert_allclose(together[:3], alone, rtol=1e-5, atol=1e-7)
+
+
+def test_reproducible_and_leaves_global_rng_alone(grey_images):
+    torch_state = torch.get_rng_state()
+    np_state = np.random.get_state()[1].copy()
+    a = VQVAEAnomalyDetector(**TINY).fit(grey_images).score_samples(grey_images)
+    b = VQVAEAnomalyDetector(**TINY).fit(grey_images).score_samples(grey_images)
+    np.testing.assert_array_equal(a, b)
+    c = VQVAEAnomalyDetector(**{**TINY, "random_state": 1}).fit(grey_images)
+    assert not np.array_equal(a, c.score_samples(grey_images))
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    np.testing.assert_array_equal(np.random.get_state()[1], np_state)
+
+
+def test_uint8_and_uint16_are_scaled(fitted_grey, grey_images):
+    as_uint8 = np.round(grey_images[:3] * 255).astype(np.uint8)
+    np.testing.assert_allclose(
+        fitted_grey.anomaly_map(as_uint8),
+        fitted_grey.anomaly_map(as_uint8.astype(np.float32) / 255),
+        rtol=1e-6,
+    )
+    as_uint16 = as_uint8.astype(np.uint16) * 257  # 255 -> 65535
+    np.testing.assert_allclose(
+        fitted_grey.anomaly_map(as_uint16), fitted_grey.anomaly_map(as_uint8),
+        rtol=1e-5, atol=1e-7,
+    )
+
+
+def test_user_arrays_are_not_modified(grey_images):
+    X = grey_images.copy()
+    X.setflags(write=False)
+    detector = VQVAEAnomalyDetector(**TINY).fit(X)
+    detector.anomaly_map(X)
+    detector.reconstruct(X)
+    np.testing.assert_array_equal(X, grey_images)
+
+
+def test_two_dimensional_input_is_rows_of_pixels():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(10, 6))
+    detector = VQVAEAnomalyDetector(**TINY).fit(X)
+    assert detector.n_features_in_ == 6
+    assert detector.anomaly_map(X).shape == (10, 1, 6)
+    with pytest.raises(ValueError, match="features"):
+        detector.score_samples(X[:, :5])
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (np.full((2, 8, 8), np.nan, dtype=np.float32), ValueError, "NaN"),
+        (np.full((2, 8, 8), np.inf, dtype=np.float32), ValueError, "infinity"),
+        (np.full((2, 8, 8), 2.0), ValueError, r"\[0, 1\]"),
+        (np.full((2, 8, 8), -0.1), ValueError, r"\[0, 1\]"),
+        (np.zeros((2, 8, 8, 1, 1)), ValueError, "5-D"),
+        (np.zeros(5), ValueError, "2D array"),
+        (np.zeros((0, 8, 8)), ValueError, "0 sample"),
+        (np.zeros((2, 8, 8), dtype=np.int32), TypeError, "int32"),
+        ([np.zeros((8, 8)), np.zeros((8, 9))], ValueError, "mixed sizes"),
+    ],
+)
+def test_bad_input_is_rejected_clearly(X, error, match):
+    with pytest.raises(error, match=match):
+        VQVAEAnomalyDetector(**TINY).fit(X)
+
+
+def test_not_fitted_and_bad_parameters(grey_images):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        VQVAEAnomalyDetector().anomaly_map(grey_images)
+    with pytest.raises(ValueError, match="anomaly_map_type"):
+        VQVAEAnomalyDetector(anomaly_map_type="l2").fit(grey_images)
+    with pytest.raises(ValueError, match="contamination"):
+        VQVAEAnomalyDetector(contamination=0.7).fit(grey_images)
+
+
+def test_clone_and_params():
+    detector = VQVAEAnomalyDetector(beta=0.5, dilation_size=9)
+    params = clone(detector).get_params()
+    assert params["beta"] == 0.5 and params["dilation_size"] == 9
+    assert params["optimizer"] is torch.optim.Adam

@@ -1,0 +1,152 @@
+"""SSIM map vs scikit-image, alignment map, grey dilation vs scipy, SSIM+AM."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from skimage.metrics import structural_similarity
+
+from skvqad import (
+    alignment_map,
+    grey_dilation,
+    ssim_am_map,
+    ssim_map,
+    upsample_alignment_map,
+)
+
+
+def _pair(channels, seed=0, shape=(37, 45)):
+    rng = np.random.default_rng(seed)
+    smooth = ndimage.gaussian_filter(rng.uniform(size=shape + (channels,)), (2, 2, 0))
+    a = np.clip(smooth + rng.normal(0, 0.05, smooth.shape), 0, 1).astype(np.float32)
+    b = np.clip(a + rng.normal(0, 0.08, a.shape), 0, 1).astype(np.float32)
+    return a, b
+
+
+def _torch(image):
+    return torch.from_numpy(image).movedim(-1, 0).unsqueeze(0)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(win_size=11, gaussian_weights=True, sigma=1.5, use_sample_covariance=False),
+        dict(win_size=11, gaussian_weights=True, sigma=1.5, use_sample_covariance=True),
+        dict(win_size=7, gaussian_weights=False, use_sample_covariance=True),
+        dict(win_size=15, gaussian_weights=False, use_sample_covariance=False),
+    ],
+)
+def test_ssim_map_matches_scikit_image(channels, kwargs):
+    a, b = _pair(channels)
+    _, full = structural_similarity(
+        a.astype(np.float64), b.astype(np.float64), data_range=1.0, full=True,
+        channel_axis=-1, **kwargs,
+    )
+    expected = full.mean(axis=-1)
+    ours = ssim_map(_torch(a), _torch(b), data_range=1.0, **kwargs)[0].numpy()
+    assert ours.dtype == np.float32
+    pad = kwargs["win_size"] // 2
+    inner = (slice(pad, -pad), slice(pad, -pad))
+    np.testing.assert_allclose(ours[inner], expected[inner], atol=1e-5, rtol=0)
+    # Edges too: both use scipy's 'reflect' boundary.
+    np.testing.assert_allclose(ours, expected, atol=1e-5, rtol=0)
+
+
+def test_ssim_map_of_identical_images_is_one_and_batched():
+    a, b = _pair(1)
+    batch = torch.cat([_torch(a), _torch(b)])
+    same = ssim_map(batch, batch, data_range=1.0)
+    torch.testing.assert_close(same, torch.ones_like(same))
+    pairs = ssim_map(batch, batch.flip(0), data_range=1.0)
+    alone = ssim_map(_torch(a), _torch(b), data_range=1.0)
+    torch.testing.assert_close(pairs[:1], alone)
+
+
+def test_ssim_map_bad_arguments():
+    x = torch.rand(1, 1, 16, 16)
+    with pytest.raises(ValueError, match="same shape"):
+        ssim_map(x, torch.rand(1, 1, 16, 15), data_range=1.0)
+    with pytest.raises(ValueError, match="odd"):
+        ssim_map(x, x, data_range=1.0, win_size=8)
+
+
+def test_ssim_map_tiny_images():
+    x = torch.rand(2, 1, 1, 5)
+    out = ssim_map(x, x.flip(-1), data_range=1.0, win_size=7)
+    assert out.shape == (2, 1, 5)
+    assert torch.isfinite(out).all()
+
+
+def test_alignment_map_on_hand_made_codebook():
+    codebook = torch.tensor([[0.0, 0.0], [1.0, 1.0], [-2.0, 0.0]])
+    # Latent 1 x 2 x 2: vectors (1, 2), (0, 0), (-1, 0), (3, 3).
+    z_e = torch.tensor([[[1.0, 0.0], [-1.0, 3.0]], [[2.0, 0.0], [0.0, 3.0]]]).unsqueeze(0)
+    am = alignment_map(z_e, codebook)
+    # nearest: (1,1) -> 1; (0,0) -> 0; (-1,0): e0 and e2 both at 1 -> 1; (1,1) -> 8
+    expected = torch.tensor([[[1.0, 0.0], [1.0, 8.0]]])
+    torch.testing.assert_close(am, expected)
+    with pytest.raises(ValueError, match="same D"):
+        alignment_map(z_e, torch.zeros(3, 5))
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 8])
+@pytest.mark.parametrize("shape", [(17, 23), (6, 5), (1, 9)])
+def test_grey_dilation_matches_scipy_size_semantics(size, shape):
+    rng = np.random.default_rng(size)
+    maps = rng.normal(size=(2,) + shape).astype(np.float32)
+    ours = grey_dilation(torch.from_numpy(maps), size).numpy()
+    expected = np.stack([ndimage.grey_dilation(m, size=(size, size)) for m in maps])
+    np.testing.assert_array_equal(ours, expected)
+
+
+def test_grey_dilation_is_flat_not_structure_ones():
+    maps = torch.zeros(1, 5, 5)
+    maps[0, 2, 2] = 1.0
+    ours = grey_dilation(maps, 3)[0].numpy()
+    assert ours.max() == 1.0  # a flat element adds nothing
+    structured = ndimage.grey_dilation(maps[0].numpy(), structure=np.ones((3, 3)))
+    assert structured.max() == 2.0  # the semantics we must not follow
+    np.testing.assert_array_equal(ours[1:4, 1:4], np.ones((3, 3)))
+    assert ours.sum() == 9.0
+    with pytest.raises(ValueError):
+        grey_dilation(maps, 0)
+
+
+def test_upsample_alignment_map_nearest_crop_and_dilate():
+    am = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
+    up = upsample_alignment_map(
+        am, output_size=(7, 8), scale_factor=4, upsampling="nearest", dilation_size=1
+    )
+    assert up.shape == (1, 7, 8)
+    assert up[0, 0, 0] == 1.0 and up[0, 3, 3] == 1.0 and up[0, 4, 4] == 4.0
+    assert up[0, 6, 7] == 4.0
+    bil = upsample_alignment_map(
+        am, output_size=(8, 8), scale_factor=4, upsampling="bilinear", dilation_size=1
+    )
+    assert 1.0 <= bil.min() and bil.max() <= 4.0 and len(bil.unique()) > 4
+    with pytest.raises(ValueError, match="cannot cover"):
+        upsample_alignment_map(
+            am, output_size=(9, 8), scale_factor=4, upsampling="nearest",
+            dilation_size=1,
+        )
+    with pytest.raises(ValueError, match="upsampling"):
+        upsample_alignment_map(
+            am, output_size=(8, 8), scale_factor=4, upsampling="cubic", dilation_size=1
+        )
+
+
+def test_ssim_am_map_is_the_product_of_dilated_maps():
+    rng = np.random.default_rng(0)
+    ssim = torch.from_numpy(rng.uniform(-0.2, 1, size=(2, 16, 12)).astype(np.float32))
+    am = torch.from_numpy(rng.uniform(0, 3, size=(2, 4, 3)).astype(np.float32))
+    out = ssim_am_map(ssim, am, scale_factor=4, dilation_size=5, ssim_dilation_size=3)
+    up = np.repeat(np.repeat(am.numpy(), 4, axis=1), 4, axis=2)
+    expected = np.stack(
+        [
+            ndimage.grey_dilation(1 - s, size=(3, 3)) * ndimage.grey_dilation(u, size=(5, 5))
+            for s, u in zip(ssim.numpy(), up)
+        ]
+    )
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6)
+    assert (out >= 0).all()
