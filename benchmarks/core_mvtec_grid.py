@@ -46,7 +46,9 @@ def load(root, size):
     for p in test_paths:
         m = root / "ground_truth" / p.parent.name / f"{p.stem}_mask.png"
         masks.append(
-            _read([m], size, mask=True)[0] if m.exists() else np.zeros((size, size), bool)
+            _read([m], size, mask=True)[0]
+            if m.exists()
+            else np.zeros((size, size), bool)
         )
     return train, X_test, np.stack(masks)
 
@@ -97,7 +99,9 @@ def main():
         start = time.perf_counter()
         maps = detector.anomaly_map(X_test)
         results[f"{map_type} score_seconds"] = round(time.perf_counter() - start, 2)
-        results[f"{map_type} pixel ROC-AUC"] = roc_auc_score(masks.ravel(), maps.ravel())
+        results[f"{map_type} pixel ROC-AUC"] = roc_auc_score(
+            masks.ravel(), maps.ravel()
+        )
         results[f"{map_type} image ROC-AUC"] = roc_auc_score(
             y_test, maps.mean(axis=(1, 2))
         )

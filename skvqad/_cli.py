@@ -1,16 +1,18 @@
-"""Command line: ``skvqad demo`` (and ``python -m skvqad demo``)."""
+"""Command line: ``skvqad {demo,fit,score,evaluate}`` (also ``python -m skvqad``)."""
 
 import argparse
+import csv
 import json
 import sys
 import time
 from pathlib import Path
 
+import joblib
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 #: A model small enough for a CPU: the paper's architecture with fewer channels.
-DEMO_MODEL = dict(
+CPU_MODEL = dict(
     n_downsampling=2,
     n_residual_layers=2,
     hidden_channels=64,
@@ -22,10 +24,57 @@ DEMO_MODEL = dict(
 )
 
 
+def _training_options():
+    """Options shared by ``fit`` and ``evaluate`` (defaults: the CPU model)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("model and training")
+    group.add_argument(
+        "--max-epochs", type=int, default=100, help="training epochs (default: 100)"
+    )
+    for name, kind, what in [
+        ("n_downsampling", int, "stride-2 convolutions; latent = image / 2**N"),
+        ("n_residual_layers", int, "residual layers in encoder and decoder"),
+        ("hidden_channels", int, "channels of hidden convolutions (paper: 256)"),
+        ("n_embeddings", int, "codebook size (paper: 512)"),
+        ("embedding_dim", int, "codebook vector dimension (paper: 256)"),
+        ("batch_size", int, "images per batch"),
+        ("lr", float, "Adam learning rate"),
+        ("dilation_size", int, "AM dilation square side, pixels"),
+    ]:
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=CPU_MODEL[name],
+            help=f"{what} (default: {CPU_MODEL[name]})",
+        )
+    group.add_argument(
+        "--beta", type=float, default=0.25, help="commitment weight (default: 0.25)"
+    )
+    group.add_argument(
+        "--device",
+        default="auto",
+        help="torch device: auto, cpu, cuda, cuda:1 ... (default: auto)",
+    )
+    group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    group.add_argument("--quiet", action="store_true", help="no progress output")
+    return parent
+
+
+def _size_option(parser):
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=256,
+        help="resize images to SIZE x SIZE before use; 0 keeps the file sizes "
+        "(default: 256, the paper's setting)",
+    )
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="skvqad",
-        description="VQ-VAE image anomaly detection (Gangloff et al., 2022).",
+        description="VQ-VAE image anomaly detection (Gangloff et al., 2022). "
+        "Run 'skvqad COMMAND --help' for a command's options.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
@@ -36,26 +85,116 @@ def _parser():
             "bundled with scikit-image, score test tiles with synthetic "
             "defects (scratches, holes, stains, pasted patches), print the "
             "image and pixel ROC-AUC and write a figure and a report into "
-            "OUTPUT_DIR. Needs no download; a few minutes on a laptop CPU."
+            "OUTPUT_DIR. Needs no download; about a minute on a laptop CPU."
         ),
     )
-    demo.add_argument("--texture", choices=("brick", "grass", "gravel"), default="brick",
-                      help="texture photograph (default: brick)")
-    demo.add_argument("--output-dir", default="skvqad-demo", type=Path,
-                      help="folder for the figure and the report (default: skvqad-demo)")
-    demo.add_argument("--max-epochs", type=int, default=40,
-                      help="training epochs (default: 40)")
-    demo.add_argument("--n-train", type=int, default=200,
-                      help="training tiles (default: 200)")
-    demo.add_argument("--device", default="auto",
-                      help="torch device: auto, cpu, cuda, cuda:1 ... (default: auto)")
+    demo.add_argument(
+        "--texture",
+        choices=("brick", "grass", "gravel"),
+        default="brick",
+        help="texture photograph (default: brick)",
+    )
+    demo.add_argument(
+        "--output-dir",
+        default="skvqad-demo",
+        type=Path,
+        help="folder for the figure and the report (default: skvqad-demo)",
+    )
+    demo.add_argument(
+        "--max-epochs", type=int, default=40, help="training epochs (default: 40)"
+    )
+    demo.add_argument(
+        "--n-train", type=int, default=200, help="training tiles (default: 200)"
+    )
+    demo.add_argument(
+        "--device",
+        default="auto",
+        help="torch device: auto, cpu, cuda, cuda:1 ... (default: auto)",
+    )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--quiet", action="store_true", help="no progress output")
+
+    fit = commands.add_parser(
+        "fit",
+        parents=[_training_options()],
+        help="train a detector on a folder of normal images",
+        description="Train on normal images and save the detector with joblib. "
+        "DATA is a folder of images, or an MVTec AD category folder (its "
+        "train/good is used).",
+    )
+    fit.add_argument("--data", required=True, type=Path, help="folder of normal images")
+    fit.add_argument(
+        "--out", required=True, type=Path, help="model file to write (.joblib)"
+    )
+    _size_option(fit)
+
+    score = commands.add_parser(
+        "score",
+        help="score a folder of images with a saved detector",
+        description="Write scores.csv (one row per image: anomaly score = "
+        "-score_samples, decision_function, prediction +1 normal / -1 "
+        "anomaly), maps.npy (float32 maps, rows in scores.csv order) and "
+        "one PNG heat map per image.",
+    )
+    score.add_argument(
+        "--model", required=True, type=Path, help="model file from 'skvqad fit'"
+    )
+    score.add_argument(
+        "--images", required=True, type=Path, help="folder of images to score"
+    )
+    score.add_argument(
+        "--output-dir",
+        default="skvqad-scores",
+        type=Path,
+        help="output folder (default: skvqad-scores)",
+    )
+    _size_option(score)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        parents=[_training_options()],
+        help="train (or load) and evaluate on a labelled data set",
+        description="Evaluate on a data set in the MVTec AD layout (train/good, "
+        "test/<defect>, ground_truth/<defect> with <stem>_mask.* or <stem>.* "
+        "masks): print image and pixel ROC-AUC for the SSIM and SSIM+AM maps, "
+        "write a figure and a report. Trains on train/good unless --model is given.",
+    )
+    evaluate.add_argument("--data", required=True, type=Path, help="data set folder")
+    evaluate.add_argument(
+        "--model", type=Path, help="use this saved detector instead of training"
+    )
+    evaluate.add_argument(
+        "--output-dir",
+        default="skvqad-evaluate",
+        type=Path,
+        help="output folder (default: skvqad-evaluate)",
+    )
+    _size_option(evaluate)
     return parser
 
 
-def _demo(args):
+def _detector_from(args, **overrides):
     from . import VQVAEAnomalyDetector
+
+    params = {k: getattr(args, k) for k in CPU_MODEL if hasattr(args, k)}
+    params.update(overrides)
+    return VQVAEAnomalyDetector(
+        **{**CPU_MODEL, **params},
+        beta=getattr(args, "beta", 0.25),
+        max_epochs=args.max_epochs,
+        device=args.device,
+        random_state=args.seed,
+        verbose=0 if args.quiet else 2,
+    )
+
+
+def _fit_timed(detector, X):
+    start = time.perf_counter()
+    detector.fit(X)
+    return round(time.perf_counter() - start, 1)
+
+
+def _demo(args):
     from .datasets import make_texture_defects
 
     data = make_texture_defects(
@@ -66,55 +205,138 @@ def _demo(args):
         f"{len(data.X_test)} test tiles ({data.y_test.sum()} defective), "
         f"{data.X_train.shape[1]}x{data.X_train.shape[2]} px"
     )
-    detector = VQVAEAnomalyDetector(
-        **DEMO_MODEL,
-        max_epochs=args.max_epochs,
-        device=args.device,
-        random_state=args.seed,
-        verbose=0 if args.quiet else 2,
+    detector = _detector_from(args)
+    fit_seconds = _fit_timed(detector, data.X_train)
+    return _report(detector, data, args.output_dir, args.texture, fit_seconds)
+
+
+def _image_size(args):
+    return None if args.image_size == 0 else args.image_size
+
+
+def _fit(args):
+    from .datasets._io import list_images, read_images
+
+    folder = (
+        args.data / "train" / "good"
+        if (args.data / "train" / "good").is_dir()
+        else args.data
     )
-    start = time.perf_counter()
-    detector.fit(data.X_train)
-    fit_seconds = time.perf_counter() - start
-    report = {
-        "texture": args.texture,
-        "device": str(detector.net_.device),
-        "fit_seconds": round(fit_seconds, 1),
-        "settings": {**DEMO_MODEL, "max_epochs": args.max_epochs, "seed": args.seed},
-        "codebook_usage": round(detector.codebook_usage_, 3),
-    }
-    results = {}
-    for map_type in ("ssim", "ssim+am"):
-        detector.set_params(anomaly_map_type=map_type)
-        maps = detector.anomaly_map(data.X_test)
-        results[map_type] = {
-            "image ROC-AUC": roc_auc_score(data.y_test, -detector.score_samples(data.X_test)),
-            "pixel ROC-AUC": roc_auc_score(data.masks_test.ravel(), maps.ravel()),
-        }
-    report["results"] = results
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    figure_path = _demo_figure(detector, data, maps, args.output_dir)
-    report["figure"] = str(figure_path)
-    (args.output_dir / "report.json").write_text(json.dumps(report, indent=2))
-    table = _markdown(report)
-    (args.output_dir / "report.md").write_text(table)
-    print(table)
-    print(f"figure: {figure_path}\nreport: {args.output_dir / 'report.json'}")
+    X = read_images(list_images(folder, what="training"), image_size=_image_size(args))
+    print(f"training on {len(X)} images of shape {X.shape[1:]} from {folder}")
+    detector = _detector_from(args)
+    seconds = _fit_timed(detector, X)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(detector, args.out)
+    print(f"trained in {seconds} s on {detector.net_.device}; saved {args.out}")
     return 0
 
 
-def _demo_figure(detector, data, maps, output_dir):
-    """Fig. 2 layout for the first two test tiles of each defect type and one normal tile."""
+def _load_model(path):
+    from . import VQVAEAnomalyDetector
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    detector = joblib.load(path)
+    if not isinstance(detector, VQVAEAnomalyDetector):
+        raise TypeError(f"{path} does not hold a VQVAEAnomalyDetector")
+    return detector
+
+
+def _score(args):
+    from skimage import io
+
+    from .datasets._io import list_images, read_images
+
+    detector = _load_model(args.model)
+    paths = list_images(args.images, what="images")
+    X = read_images(
+        paths,
+        image_size=_image_size(args),
+        color="gray" if detector.n_channels_ == 1 else "rgb",
+    )
+    maps = detector.anomaly_map(X)
+    scores = maps.mean(axis=(1, 2), dtype=np.float64)  # = -score_samples
+    decision = -scores - detector.offset_
+    out = args.output_dir
+    (out / "maps").mkdir(parents=True, exist_ok=True)
+    np.save(out / "maps.npy", maps)
+    with open(out / "scores.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "anomaly_score", "decision_function", "prediction"])
+        for path, s, d in zip(paths, scores, decision):
+            writer.writerow([path.name, f"{s:.6g}", f"{d:.6g}", -1 if d < 0 else 1])
+    top = float(np.percentile(maps, 99.9)) or 1.0
+    for path, m in zip(paths, maps):
+        io.imsave(
+            out / "maps" / f"{path.stem}.png",
+            (np.clip(m / top, 0, 1) * 255).astype(np.uint8),
+            check_contrast=False,
+        )
+    print(
+        f"scored {len(paths)} images: {int((decision < 0).sum())} predicted anomalous"
+    )
+    print(f"wrote {out / 'scores.csv'}, {out / 'maps.npy'} and {out / 'maps'}/*.png")
+    return 0
+
+
+def _evaluate(args):
+    from .datasets import load_mvtec_ad
+
+    root = args.data.resolve()
+    data = load_mvtec_ad(root.parent, root.name, image_size=_image_size(args))
+    print(
+        f"{root.name}: {len(data.X_train)} training and {len(data.X_test)} test "
+        f"images ({data.y_test.sum()} anomalous) of shape {data.X_train.shape[1:]}"
+    )
+    if args.model is not None:
+        detector, fit_seconds = _load_model(args.model), None
+    else:
+        detector = _detector_from(args)
+        fit_seconds = _fit_timed(detector, data.X_train)
+    return _report(detector, data, args.output_dir, root.name, fit_seconds)
+
+
+def _report(detector, data, output_dir, name, fit_seconds):
+    """Print and write image / pixel ROC-AUC of SSIM and SSIM+AM, and a figure."""
+    report = {
+        "data": name,
+        "device": str(detector.net_.device),
+        "fit_seconds": fit_seconds,
+        "params": {k: v for k, v in detector.get_params().items() if k != "optimizer"},
+        "codebook_usage": round(detector.codebook_usage_, 3),
+        "results": {},
+    }
+    for map_type in ("ssim", "ssim+am"):
+        detector.set_params(anomaly_map_type=map_type)
+        maps = detector.anomaly_map(data.X_test)
+        report["results"][map_type] = {
+            "image ROC-AUC": roc_auc_score(data.y_test, maps.mean(axis=(1, 2))),
+            "pixel ROC-AUC": roc_auc_score(data.masks_test.ravel(), maps.ravel()),
+        }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    report["figure"] = str(_figure(detector, data, maps, output_dir))
+    (output_dir / "report.json").write_text(json.dumps(report, indent=2))
+    table = _markdown(report)
+    (output_dir / "report.md").write_text(table)
+    print(table)
+    print(f"figure: {report['figure']}\nreport: {output_dir / 'report.json'}")
+    return 0
+
+
+def _figure(detector, data, maps, output_dir):
+    """Fig. 2 layout: one normal image and up to two images per defect type."""
     import matplotlib
 
     matplotlib.use("Agg")
     from . import plot_anomaly_maps
 
-    picks = [np.flatnonzero(data.defect_types == "good")[0]]
-    for kind in ("scratch", "hole", "stain", "patch"):
-        picks += list(np.flatnonzero(data.defect_types == kind)[:2])
+    kinds = list(dict.fromkeys(data.defect_types))
+    picks = [np.flatnonzero(data.defect_types == "good")[:1]]
+    picks += [np.flatnonzero(data.defect_types == k)[:2] for k in kinds if k != "good"]
+    picks = np.concatenate(picks)[:10]
     # Segmentation threshold from normal data only: the 99.5th percentile of
-    # the training maps' pixels.
+    # the pixels of (up to 64) training maps.
     threshold = float(np.percentile(detector.anomaly_map(data.X_train[:64]), 99.5))
     fig = plot_anomaly_maps(
         data.X_test[picks],
@@ -130,8 +352,11 @@ def _demo_figure(detector, data, maps, output_dir):
 
 
 def _markdown(report):
+    seconds = (
+        "" if report["fit_seconds"] is None else f", fit {report['fit_seconds']} s"
+    )
     lines = [
-        f"| {report['texture']} ({report['device']}, fit {report['fit_seconds']} s) "
+        f"| {report['data']} ({report['device']}{seconds}) "
         "| VQ-VAE SSIM | VQ-VAE SSIM+AM |",
         "|---|---|---|",
     ]
@@ -142,11 +367,24 @@ def _markdown(report):
 
 
 def main(argv=None):
-    """Entry point of the ``skvqad`` console script; returns the exit code."""
+    """Entry point of the ``skvqad`` console script.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    int
+        Exit code: 0 on success, 1 on an error (printed as one line on
+        stderr), 2 on a usage error (from argparse).
+    """
     args = _parser().parse_args(argv)
+    commands = {"demo": _demo, "fit": _fit, "score": _score, "evaluate": _evaluate}
     try:
-        return {"demo": _demo}[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+        return commands[args.command](args)
+    except (ValueError, TypeError, OSError, RuntimeError) as exc:
         print(f"skvqad {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

@@ -131,9 +131,7 @@ def ssim_map(
         )
     if win_size < 1 or win_size % 2 == 0:
         raise ValueError(f"win_size must be an odd integer >= 1, got {win_size}.")
-    window = _window_1d(
-        win_size, gaussian_weights, sigma, image1.dtype, image1.device
-    )
+    window = _window_1d(win_size, gaussian_weights, sigma, image1.dtype, image1.device)
     n_channels = image1.shape[1]
     # Moments of images centred on image1's mean (per image and channel): the
     # (co)variances are shift invariant, and centring keeps E[x^2] - E[x]^2
@@ -144,7 +142,9 @@ def ssim_map(
     moments = torch.cat([x1, x2, x1 * x1, x2 * x2, x1 * x2], dim=1)
     mu1, mu2, m11, m22, m12 = _filter(moments, window).split(n_channels, dim=1)
     n_points = win_size**2
-    cov_norm = n_points / (n_points - 1) if use_sample_covariance and n_points > 1 else 1.0
+    cov_norm = (
+        n_points / (n_points - 1) if use_sample_covariance and n_points > 1 else 1.0
+    )
     var1 = cov_norm * (m11 - mu1 * mu1)
     var2 = cov_norm * (m22 - mu2 * mu2)
     cov12 = cov_norm * (m12 - mu1 * mu2)
@@ -307,8 +307,10 @@ def upsample_alignment_map(am, *, output_size, scale_factor, upsampling, dilatio
             f"upsampling must be 'nearest' or 'bilinear', got {upsampling!r}."
         )
     height, width = output_size
-    if am.ndim != 3 or am.shape[-2] * scale_factor < height or (
-        am.shape[-1] * scale_factor < width
+    if (
+        am.ndim != 3
+        or am.shape[-2] * scale_factor < height
+        or (am.shape[-1] * scale_factor < width)
     ):
         raise ValueError(
             f"An alignment map of shape {tuple(am.shape)} upsampled by "

@@ -252,12 +252,18 @@ class VQVAE(nn.Module):
     ):
         super().__init__()
         self.encoder = Encoder(
-            in_channels, hidden_channels, embedding_dim, n_downsampling,
+            in_channels,
+            hidden_channels,
+            embedding_dim,
+            n_downsampling,
             n_residual_layers,
         )
         self.quantizer = VectorQuantizer(n_embeddings, embedding_dim)
         self.decoder = Decoder(
-            in_channels, hidden_channels, embedding_dim, n_downsampling,
+            in_channels,
+            hidden_channels,
+            embedding_dim,
+            n_downsampling,
             n_residual_layers,
         )
 

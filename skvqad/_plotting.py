@@ -99,8 +99,14 @@ def plot_anomaly_maps(
     labels = ["input", "map on reconstruction", "segmentation"]
     for row in range(n_rows):
         axes[row, 0].text(
-            -0.08, 0.5, labels[row], rotation=90, va="center", ha="right",
-            transform=axes[row, 0].transAxes, fontsize=8,
+            -0.08,
+            0.5,
+            labels[row],
+            rotation=90,
+            va="center",
+            ha="right",
+            transform=axes[row, 0].transAxes,
+            fontsize=8,
         )
     fig.colorbar(overlay, ax=axes[1, :].tolist(), shrink=0.8, label="anomaly")
     return fig

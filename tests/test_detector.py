@@ -99,7 +99,8 @@ def test_ssim_map_type_is_one_minus_ssim_of_reconstruction(fitted_grey, grey_ima
     X = grey_images[:3]
     recon = detector.reconstruct(X)
     expected = 1 - ssim_map(
-        torch.from_numpy(X[:, None]), torch.from_numpy(recon).movedim(-1, 1),
+        torch.from_numpy(X[:, None]),
+        torch.from_numpy(recon).movedim(-1, 1),
         data_range=1.0,
     )
     np.testing.assert_allclose(detector.anomaly_map(X), expected.numpy(), atol=1e-6)
@@ -133,8 +134,10 @@ def test_uint8_and_uint16_are_scaled(fitted_grey, grey_images):
     )
     as_uint16 = as_uint8.astype(np.uint16) * 257  # 255 -> 65535
     np.testing.assert_allclose(
-        fitted_grey.anomaly_map(as_uint16), fitted_grey.anomaly_map(as_uint8),
-        rtol=1e-5, atol=1e-7,
+        fitted_grey.anomaly_map(as_uint16),
+        fitted_grey.anomaly_map(as_uint8),
+        rtol=1e-5,
+        atol=1e-7,
     )
 
 

@@ -31,7 +31,9 @@ def _torch(image):
 @pytest.mark.parametrize(
     "kwargs",
     [
-        dict(win_size=11, gaussian_weights=True, sigma=1.5, use_sample_covariance=False),
+        dict(
+            win_size=11, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        ),
         dict(win_size=11, gaussian_weights=True, sigma=1.5, use_sample_covariance=True),
         dict(win_size=7, gaussian_weights=False, use_sample_covariance=True),
         dict(win_size=15, gaussian_weights=False, use_sample_covariance=False),
@@ -40,8 +42,12 @@ def _torch(image):
 def test_ssim_map_matches_scikit_image(channels, kwargs):
     a, b = _pair(channels)
     _, full = structural_similarity(
-        a.astype(np.float64), b.astype(np.float64), data_range=1.0, full=True,
-        channel_axis=-1, **kwargs,
+        a.astype(np.float64),
+        b.astype(np.float64),
+        data_range=1.0,
+        full=True,
+        channel_axis=-1,
+        **kwargs,
     )
     expected = full.mean(axis=-1)
     ours = ssim_map(_torch(a), _torch(b), data_range=1.0, **kwargs)[0].numpy()
@@ -81,7 +87,9 @@ def test_ssim_map_tiny_images():
 def test_alignment_map_on_hand_made_codebook():
     codebook = torch.tensor([[0.0, 0.0], [1.0, 1.0], [-2.0, 0.0]])
     # Latent 1 x 2 x 2: vectors (1, 2), (0, 0), (-1, 0), (3, 3).
-    z_e = torch.tensor([[[1.0, 0.0], [-1.0, 3.0]], [[2.0, 0.0], [0.0, 3.0]]]).unsqueeze(0)
+    z_e = torch.tensor([[[1.0, 0.0], [-1.0, 3.0]], [[2.0, 0.0], [0.0, 3.0]]]).unsqueeze(
+        0
+    )
     am = alignment_map(z_e, codebook)
     # nearest: (1,1) -> 1; (0,0) -> 0; (-1,0): e0 and e2 both at 1 -> 1; (1,1) -> 8
     expected = torch.tensor([[[1.0, 0.0], [1.0, 8.0]]])
@@ -127,7 +135,10 @@ def test_upsample_alignment_map_nearest_crop_and_dilate():
     assert 1.0 <= bil.min() and bil.max() <= 4.0 and len(bil.unique()) > 4
     with pytest.raises(ValueError, match="cannot cover"):
         upsample_alignment_map(
-            am, output_size=(9, 8), scale_factor=4, upsampling="nearest",
+            am,
+            output_size=(9, 8),
+            scale_factor=4,
+            upsampling="nearest",
             dilation_size=1,
         )
     with pytest.raises(ValueError, match="upsampling"):
@@ -144,7 +155,8 @@ def test_ssim_am_map_is_the_product_of_dilated_maps():
     up = np.repeat(np.repeat(am.numpy(), 4, axis=1), 4, axis=2)
     expected = np.stack(
         [
-            ndimage.grey_dilation(1 - s, size=(3, 3)) * ndimage.grey_dilation(u, size=(5, 5))
+            ndimage.grey_dilation(1 - s, size=(3, 3))
+            * ndimage.grey_dilation(u, size=(5, 5))
             for s, u in zip(ssim.numpy(), up)
         ]
     )

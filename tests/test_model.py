@@ -11,8 +11,12 @@ from skvqad._model import VectorQuantizer
 def test_shapes(n_downsampling):
     torch.manual_seed(0)
     model = VQVAE(
-        in_channels=3, hidden_channels=8, n_embeddings=10, embedding_dim=5,
-        n_downsampling=n_downsampling, n_residual_layers=2,
+        in_channels=3,
+        hidden_channels=8,
+        n_embeddings=10,
+        embedding_dim=5,
+        n_downsampling=n_downsampling,
+        n_residual_layers=2,
     )
     x = torch.rand(2, 3, 32, 24)
     out = model(x)
@@ -65,7 +69,9 @@ def test_commitment_term_moves_only_the_encoder():
     quantizer, z_e = _one_vector_two_codes()
     z_q, _ = quantizer(z_e)
     logits = torch.zeros(1, 1, 2, 2)
-    _, _, commitment = vq_vae_loss_terms(logits, torch.full((1, 1, 2, 2), 0.5), z_e, z_q)
+    _, _, commitment = vq_vae_loss_terms(
+        logits, torch.full((1, 1, 2, 2), 0.5), z_e, z_q
+    )
     commitment.backward()
     assert commitment.item() == pytest.approx(1.0)
     # d/dz ||z - sg[e1]||^2 = 2 (z - e1) = (0, 2); the codebook untouched.
@@ -94,8 +100,14 @@ def test_full_loss_gradients_with_beta():
 def test_straight_through_copies_decoder_gradient_to_encoder():
     """The decoder's gradient w.r.t. z_q reaches z_e unchanged, not the codebook."""
     torch.manual_seed(0)
-    model = VQVAE(in_channels=1, hidden_channels=4, n_embeddings=3, embedding_dim=2,
-                  n_downsampling=1, n_residual_layers=0)
+    model = VQVAE(
+        in_channels=1,
+        hidden_channels=4,
+        n_embeddings=3,
+        embedding_dim=2,
+        n_downsampling=1,
+        n_residual_layers=0,
+    )
     x = torch.rand(1, 1, 4, 4)
     z_e = model.encoder(x).detach().requires_grad_(True)
     z_q, _ = model.quantizer(z_e)
@@ -109,7 +121,9 @@ def test_straight_through_copies_decoder_gradient_to_encoder():
 def test_nll_is_the_continuous_bernoulli_negative_log_likelihood():
     logits = torch.tensor([[[[-3.0, 0.0], [1e-4, 4.0]]]])
     x = torch.tensor([[[[0.1, 0.5], [0.9, 0.99]]]])
-    nll, _, _ = vq_vae_loss_terms(logits, x, torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1))
+    nll, _, _ = vq_vae_loss_terms(
+        logits, x, torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1)
+    )
     expected = -torch.distributions.ContinuousBernoulli(logits=logits).log_prob(x).sum()
     torch.testing.assert_close(nll, expected)
     # At lambda = 0.5 the density is uniform: log p = 0.

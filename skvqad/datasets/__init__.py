@@ -1,5 +1,22 @@
-"""Datasets: the built-in texture-defect data and loaders for local folders."""
+"""Datasets: the built-in texture-defect data and loaders for local folders.
 
+Nothing here downloads: :func:`make_texture_defects` cuts tiles from
+photographs bundled with scikit-image, and the ``load_*`` functions read
+folders the user already has.
+"""
+
+from ._loaders import (
+    load_cifar10_one_vs_rest,
+    load_image_folder,
+    load_mvtec_ad,
+    load_ucsd_ped,
+)
 from ._texture import make_texture_defects
 
-__all__ = ["make_texture_defects"]
+__all__ = [
+    "load_cifar10_one_vs_rest",
+    "load_image_folder",
+    "load_mvtec_ad",
+    "load_ucsd_ped",
+    "make_texture_defects",
+]

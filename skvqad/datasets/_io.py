@@ -1,0 +1,130 @@
+"""Reading image and mask files into float32 arrays (scikit-image I/O)."""
+
+from pathlib import Path
+
+import numpy as np
+from joblib import Parallel, delayed
+from PIL import Image
+from skimage import color as skcolor
+from skimage import io
+from skimage.transform import resize
+from skimage.util import img_as_float32
+
+#: File name extensions read as images (lower case).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def list_images(folder, *, what="images"):
+    """Sorted image files directly inside ``folder``; clear errors if none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{what} folder not found: {folder}")
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+    if not files:
+        raise FileNotFoundError(
+            f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {what} folder {folder}"
+        )
+    return files
+
+
+def _size(image_size):
+    if image_size is None:
+        return None
+    if np.isscalar(image_size):
+        return (int(image_size), int(image_size))
+    return tuple(int(s) for s in image_size)
+
+
+def read_image(path, *, image_size=None, color=None):
+    """One image as float32 in [0, 1], shape (H, W) or (H, W, 3).
+
+    8- and 16-bit integers are scaled by their maximum (255, 65535), alpha
+    channels are dropped (the colour is kept even where alpha is 0), palette
+    images are read through their palette, and the image is resized with
+    anti-aliasing when ``image_size`` is given. ``color`` is None (keep),
+    ``"gray"`` or ``"rgb"``.
+    """
+    try:
+        image = io.imread(path)
+    except Exception as exc:  # imageio raises many types for unreadable files
+        raise ValueError(f"cannot read image file {path}: {exc}") from exc
+    if image.ndim == 3 and image.shape[-1] in (2, 4):  # LA / RGBA: drop alpha
+        image = image[..., :-1]
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] != 3):
+        raise ValueError(f"unsupported image layout {image.shape} in {path}")
+    image = img_as_float32(image)
+    if color == "gray" and image.ndim == 3:
+        image = skcolor.rgb2gray(image).astype(np.float32)
+    elif color == "rgb" and image.ndim == 2:
+        image = skcolor.gray2rgb(image)
+    size = _size(image_size)
+    if size is not None and image.shape[:2] != size:
+        image = resize(image, size, anti_aliasing=True, preserve_range=True)
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def read_mask(path, *, image_size=None):
+    """One mask as bool (H, W): True where the stored value is > 0.
+
+    Palette files are read as their indices (not their colours), colour
+    files are True where any channel is > 0, and resizing uses the nearest
+    neighbour only, so masks stay binary.
+    """
+    try:
+        with Image.open(path) as pil:
+            mask = np.asarray(pil)
+    except Exception as exc:
+        raise ValueError(f"cannot read mask file {path}: {exc}") from exc
+    if mask.ndim == 3:
+        mask = mask[..., :3].max(axis=-1) if mask.shape[-1] >= 3 else mask[..., 0]
+    mask = mask > 0
+    size = _size(image_size)
+    if size is not None and mask.shape != size:
+        mask = resize(mask, size, order=0, anti_aliasing=False).astype(bool)
+    return mask
+
+
+def read_images(paths, *, image_size=None, color=None, n_jobs=None):
+    """Stack images into (n, H, W) or (n, H, W, 3) float32.
+
+    Greyscale files are promoted to RGB when any file is in colour (unless
+    ``color="gray"``). Raises ValueError naming two files of different sizes
+    when ``image_size`` is None and sizes differ.
+    """
+    images = Parallel(n_jobs=n_jobs)(
+        delayed(read_image)(p, image_size=image_size, color=color) for p in paths
+    )
+    if color is None and any(im.ndim == 3 for im in images):
+        images = [skcolor.gray2rgb(im) if im.ndim == 2 else im for im in images]
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        first = images[0].shape
+        other = next(i for i, im in enumerate(images) if im.shape != first)
+        raise ValueError(
+            f"images have different sizes ({paths[0]}: {first}, {paths[other]}: "
+            f"{images[other].shape}); pass image_size to resize them."
+        )
+    return np.stack(images)
+
+
+def find_mask(mask_dir, stem):
+    """The mask for image ``stem`` in ``mask_dir``: ``stem.*`` or ``stem_mask.*``."""
+    mask_dir = Path(mask_dir)
+    for name in (stem, f"{stem}_mask"):
+        for ext in IMAGE_EXTENSIONS:
+            for candidate in (
+                mask_dir / f"{name}{ext}",
+                mask_dir / f"{name}{ext.upper()}",
+            ):
+                if candidate.is_file():
+                    return candidate
+    raise FileNotFoundError(
+        f"no mask for image '{stem}' in {mask_dir} (looked for {stem}.* and "
+        f"{stem}_mask.* with extensions {', '.join(IMAGE_EXTENSIONS)})"
+    )

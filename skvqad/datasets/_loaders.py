@@ -1,0 +1,413 @@
+"""Loaders for anomaly-detection data sets stored in local folders.
+
+Nothing is downloaded: every loader reads a folder the user already has and
+raises ``FileNotFoundError`` naming the missing folder or mask file.
+"""
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+from sklearn.utils import Bunch
+
+from ._io import find_mask, list_images, read_images, read_mask
+
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+
+
+def _masks_for(paths, mask_dir_of, image_size, shape):
+    """Masks (n, H, W) bool: read for paths with a mask folder, zeros otherwise."""
+    masks = np.zeros((len(paths),) + shape, dtype=bool)
+    for i, path in enumerate(paths):
+        mask_dir = mask_dir_of(path)
+        if mask_dir is not None:
+            masks[i] = read_mask(find_mask(mask_dir, path.stem), image_size=image_size)
+    return masks
+
+
+def _check_mask_shapes(masks, images, where):
+    if masks.shape != images.shape[:3]:
+        raise ValueError(
+            f"masks in {where} have shape {masks.shape[1:]}, images "
+            f"{images.shape[1:3]}; pass image_size to resize both."
+        )
+
+
+def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
+    """Load one category of MVTec AD from its official folder layout.
+
+    ``<root>/<category>/train/good/*.png`` are the normal training images;
+    ``test/<defect>/*.png`` the test images, ``good`` being normal;
+    ``ground_truth/<defect>/<stem>_mask.png`` (or ``<stem>.png``) the masks.
+    Good test images have no mask and get an all-zero one.
+
+    Parameters
+    ----------
+    root : str or Path
+        Folder holding the category folders (``root/category`` must exist).
+    category : str
+        Category name, e.g. ``"grid"``.
+    image_size : int, tuple of int or None, default=256
+        Images are resized with anti-aliasing, masks with nearest neighbour
+        (and stay binary), to ``(image_size, image_size)``; None keeps the
+        file sizes (which must then agree). 256 is the paper's setting.
+    color : {None, "gray", "rgb"}, default=None
+        None keeps greyscale categories at one channel and colour ones at
+        three; "gray" or "rgb" converts.
+    n_jobs : int or None, default=None
+        Parallel file reading with joblib.
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        ``X_train`` (n_train, H, W[, 3]) float32 in [0, 1]; ``X_test``
+        (n_test, H, W[, 3]) float32; ``y_test`` (n_test,) int64, 1 =
+        anomalous; ``masks_test`` (n_test, H, W) bool, binarised as stored
+        value > 0; ``defect_types`` (n_test,) str; ``filenames`` (n_test,) str
+        and ``filenames_train`` (n_train,) str, the image paths.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a folder or a defect image's mask is missing.
+    ValueError
+        If a file cannot be read, or sizes differ with ``image_size=None``.
+    """
+    base = Path(root) / category
+    if not base.is_dir():
+        raise FileNotFoundError(f"MVTec AD category folder not found: {base}")
+    train_paths = list_images(base / "train" / "good", what="training")
+    test_root = base / "test"
+    if not test_root.is_dir():
+        raise FileNotFoundError(f"MVTec AD test folder not found: {test_root}")
+    test_paths = []
+    for defect_dir in sorted(p for p in test_root.iterdir() if p.is_dir()):
+        test_paths += list_images(defect_dir, what="test")
+    if not test_paths:
+        raise FileNotFoundError(f"no test images under {test_root}")
+    X_train = read_images(
+        train_paths, image_size=image_size, color=color, n_jobs=n_jobs
+    )
+    X_test = read_images(test_paths, image_size=image_size, color=color, n_jobs=n_jobs)
+    defect_types = np.array([p.parent.name for p in test_paths])
+
+    def mask_dir_of(path):
+        return (
+            None
+            if path.parent.name == "good"
+            else base / "ground_truth" / path.parent.name
+        )
+
+    masks = _masks_for(test_paths, mask_dir_of, image_size, X_test.shape[1:3])
+    _check_mask_shapes(masks, X_test, base / "ground_truth")
+    return Bunch(
+        X_train=X_train,
+        X_test=X_test,
+        y_test=(defect_types != "good").astype(np.int64),
+        masks_test=masks,
+        defect_types=defect_types,
+        filenames=np.array([str(p) for p in test_paths]),
+        filenames_train=np.array([str(p) for p in train_paths]),
+        DESCR=f"MVTec AD category '{category}' read from {base}.",
+    )
+
+
+def load_image_folder(
+    normal_dir,
+    abnormal_dir=None,
+    mask_dir=None,
+    *,
+    normal_test_dir=None,
+    normal_split_ratio=0.2,
+    image_size=None,
+    color=None,
+    random_state=None,
+    n_jobs=None,
+):
+    """Load a folder data set in the layout of anomalib's ``Folder``.
+
+    Parameters
+    ----------
+    normal_dir : str or Path
+        Normal images. All are training images when ``normal_test_dir`` is
+        given; otherwise ``normal_split_ratio`` of them are held out as normal
+        test images.
+    abnormal_dir : str or Path, optional
+        Anomalous test images.
+    mask_dir : str or Path, optional
+        Masks of the anomalous images, matched by file stem (``<stem>.*`` or
+        ``<stem>_mask.*``); a missing mask is an error.
+    normal_test_dir : str or Path, optional
+        Normal test images.
+    normal_split_ratio : float, default=0.2
+        Fraction of ``normal_dir`` held out for testing when
+        ``normal_test_dir`` is None, in [0, 1).
+    image_size : int, tuple of int or None, default=None
+        Resize target (anti-aliased images, nearest-neighbour masks); None
+        keeps file sizes, which must then agree.
+    color : {None, "gray", "rgb"}, default=None
+        Channel conversion, as in :func:`load_mvtec_ad`.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the normal split.
+    n_jobs : int or None, default=None
+        Parallel file reading with joblib.
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        ``X_train``, ``X_test``, ``y_test`` (1 = anomalous), ``masks_test``
+        (all False for normal images; None when ``mask_dir`` is None),
+        ``defect_types`` ("good" or the abnormal folder's name),
+        ``filenames`` and ``filenames_train``; shapes and dtypes as in
+        :func:`load_mvtec_ad`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a folder or a mask is missing.
+    ValueError
+        If no test images result, or sizes differ with ``image_size=None``.
+    """
+    normal = list_images(normal_dir, what="normal")
+    if normal_test_dir is not None:
+        train_paths, normal_test = (
+            normal,
+            list_images(normal_test_dir, what="normal test"),
+        )
+    elif normal_split_ratio > 0:
+        train_paths, normal_test = train_test_split(
+            normal, test_size=normal_split_ratio, random_state=random_state
+        )
+    else:
+        train_paths, normal_test = normal, []
+    abnormal = (
+        [] if abnormal_dir is None else list_images(abnormal_dir, what="abnormal")
+    )
+    test_paths = list(normal_test) + abnormal
+    if not test_paths:
+        raise ValueError("no test images: give abnormal_dir or normal_test_dir.")
+    X_train = read_images(
+        train_paths, image_size=image_size, color=color, n_jobs=n_jobs
+    )
+    X_test = read_images(test_paths, image_size=image_size, color=color, n_jobs=n_jobs)
+    if X_train.shape[1:] != X_test.shape[1:]:
+        raise ValueError(
+            f"training images are {X_train.shape[1:]} but test images "
+            f"{X_test.shape[1:]}; pass image_size."
+        )
+    y_test = np.r_[np.zeros(len(normal_test)), np.ones(len(abnormal))].astype(np.int64)
+    masks = None
+    if mask_dir is not None:
+        abnormal_set = set(abnormal)
+        masks = _masks_for(
+            test_paths,
+            lambda p: mask_dir if p in abnormal_set else None,
+            image_size,
+            X_test.shape[1:3],
+        )
+        _check_mask_shapes(masks, X_test, mask_dir)
+    kind = Path(abnormal_dir).name if abnormal_dir is not None else "abnormal"
+    return Bunch(
+        X_train=X_train,
+        X_test=X_test,
+        y_test=y_test,
+        masks_test=masks,
+        defect_types=np.where(y_test == 1, kind, "good"),
+        filenames=np.array([str(p) for p in test_paths]),
+        filenames_train=np.array([str(p) for p in train_paths]),
+        DESCR=f"Image folder data set: normal images from {normal_dir}.",
+    )
+
+
+def _class_index(normal_class):
+    if isinstance(normal_class, str):
+        if normal_class not in CIFAR10_CLASSES:
+            raise ValueError(
+                f"normal_class must be one of {CIFAR10_CLASSES} or 0-9, got "
+                f"{normal_class!r}."
+            )
+        return CIFAR10_CLASSES.index(normal_class)
+    if not 0 <= int(normal_class) <= 9:
+        raise ValueError(f"normal_class must be in 0-9, got {normal_class}.")
+    return int(normal_class)
+
+
+def _cifar_batches(folder, names):
+    images, labels = [], []
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            raise FileNotFoundError(f"CIFAR-10 batch file not found: {path}")
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="latin1")
+        images.append(np.asarray(batch["data"], np.uint8).reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(batch["labels"]))
+    return np.concatenate(images).transpose(0, 2, 3, 1), np.concatenate(labels)
+
+
+def _cifar_folders(root, split, n_jobs):
+    images, labels = [], []
+    for k, name in enumerate(CIFAR10_CLASSES):
+        paths = list_images(root / split / name, what=f"CIFAR-10 {split}/{name}")
+        images.append(read_images(paths, color="rgb", n_jobs=n_jobs))
+        labels.append(np.full(len(paths), k))
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def load_cifar10_one_vs_rest(root, normal_class, *, n_jobs=None):
+    """CIFAR-10 in the one-vs-rest protocol of the paper (Section III-D).
+
+    Training: the training images of ``normal_class`` (5,000). Test: all
+    test images (10,000), the other nine classes being anomalous.
+
+    Parameters
+    ----------
+    root : str or Path
+        Either the official python version (a folder that is, or contains,
+        ``cifar-10-batches-py`` with ``data_batch_1..5`` and ``test_batch``),
+        or a folder of images ``<root>/{train,test}/<class name>/*.png|jpg``.
+    normal_class : int in 0-9 or str
+        The normal class, by index or name (``"airplane"``, ...).
+    n_jobs : int or None, default=None
+        Parallel reading of image folders with joblib.
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        ``X_train`` (n_train, 32, 32, 3) and ``X_test`` (n_test, 32, 32, 3),
+        float32 in [0, 1]; ``y_test`` (n_test,) int64, 1 = anomalous;
+        ``labels_test`` (n_test,) int64, the CIFAR-10 class;
+        ``class_names``; ``normal_class`` (str).
+
+    Raises
+    ------
+    FileNotFoundError
+        If neither layout is found under ``root``.
+    ValueError
+        If ``normal_class`` is unknown.
+    """
+    k = _class_index(normal_class)
+    root = Path(root)
+    pickled = root if (root / "test_batch").is_file() else root / "cifar-10-batches-py"
+    if (pickled / "test_batch").is_file():
+        X_tr, y_tr = _cifar_batches(pickled, [f"data_batch_{i}" for i in range(1, 6)])
+        X_te, y_te = _cifar_batches(pickled, ["test_batch"])
+        X_tr, X_te = (
+            X_tr[y_tr == k].astype(np.float32) / 255,
+            X_te.astype(np.float32) / 255,
+        )
+    elif (root / "train").is_dir() and (root / "test").is_dir():
+        X_tr, y_tr = _cifar_folders(root, "train", n_jobs)
+        X_te, y_te = _cifar_folders(root, "test", n_jobs)
+        X_tr = X_tr[y_tr == k]
+    else:
+        raise FileNotFoundError(
+            f"no CIFAR-10 under {root}: expected cifar-10-batches-py/ (python "
+            "version) or train/<class>/ and test/<class>/ image folders."
+        )
+    return Bunch(
+        X_train=X_tr,
+        X_test=X_te,
+        y_test=(y_te != k).astype(np.int64),
+        labels_test=y_te.astype(np.int64),
+        class_names=list(CIFAR10_CLASSES),
+        normal_class=CIFAR10_CLASSES[k],
+        DESCR=f"CIFAR-10 one-vs-rest, normal class {CIFAR10_CLASSES[k]}, from {root}.",
+    )
+
+
+def load_ucsd_ped(root, subset="ped1", *, image_size=128, n_jobs=None):
+    """UCSD Anomaly Detection data set (Ped1 or Ped2), frames as images.
+
+    Layout: ``<root>/UCSDped1/Train/TrainNNN/*.tif`` (normal clips),
+    ``Test/TestNNN/*.tif``, and for some test clips pixel masks in
+    ``Test/TestNNN_gt/*.bmp`` (one per frame, matched by sorted order).
+    Frames are resized to ``image_size`` (128x128 in the paper).
+
+    Parameters
+    ----------
+    root : str or Path
+        Folder containing ``UCSDped1`` (or ``UCSDped2``), or that folder itself.
+    subset : {"ped1", "ped2"}, default="ped1"
+    image_size : int, tuple of int or None, default=128
+    n_jobs : int or None, default=None
+        Parallel file reading with joblib.
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        ``X_train`` (n_train, H, W) and ``X_test`` (n_test, H, W), float32 in
+        [0, 1]; ``masks_test`` (n_test, H, W) bool (all False for frames of
+        clips without ground truth); ``has_mask`` (n_test,) bool, True for
+        frames whose clip has pixel masks (evaluate pixel metrics on these);
+        ``y_test`` (n_test,) int64, 1 where the mask is not empty (meaningful
+        only where ``has_mask``); ``clips_test`` (n_test,) str.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a folder is missing, or a ground-truth folder holds a different
+        number of masks than its clip has frames.
+    """
+    if subset not in ("ped1", "ped2"):
+        raise ValueError(f"subset must be 'ped1' or 'ped2', got {subset!r}.")
+    root = Path(root)
+    name = f"UCSD{subset}"
+    base = root if root.name == name else root / name
+    if not base.is_dir():
+        raise FileNotFoundError(f"UCSD folder not found: {base}")
+
+    def clips(split):
+        folder = base / split
+        if not folder.is_dir():
+            raise FileNotFoundError(f"UCSD {split} folder not found: {folder}")
+        found = sorted(
+            p for p in folder.iterdir() if p.is_dir() and not p.name.endswith("_gt")
+        )
+        if not found:
+            raise FileNotFoundError(f"no clip folders in {folder}")
+        return found
+
+    train_paths = [p for clip in clips("Train") for p in list_images(clip, what="clip")]
+    test_paths, clip_names, has_mask, mask_paths = [], [], [], []
+    for clip in clips("Test"):
+        frames = list_images(clip, what="clip")
+        gt = clip.parent / f"{clip.name}_gt"
+        masks = list_images(gt, what="ground-truth") if gt.is_dir() else None
+        if masks is not None and len(masks) != len(frames):
+            raise FileNotFoundError(
+                f"{gt} holds {len(masks)} masks for {len(frames)} frames in {clip}"
+            )
+        test_paths += frames
+        clip_names += [clip.name] * len(frames)
+        has_mask += [masks is not None] * len(frames)
+        mask_paths += masks if masks is not None else [None] * len(frames)
+    X_train = read_images(
+        train_paths, image_size=image_size, color="gray", n_jobs=n_jobs
+    )
+    X_test = read_images(test_paths, image_size=image_size, color="gray", n_jobs=n_jobs)
+    masks_test = np.zeros(X_test.shape, dtype=bool)
+    for i, mask_path in enumerate(mask_paths):
+        if mask_path is not None:
+            masks_test[i] = read_mask(mask_path, image_size=image_size)
+    return Bunch(
+        X_train=X_train,
+        X_test=X_test,
+        masks_test=masks_test,
+        has_mask=np.array(has_mask),
+        y_test=masks_test.any(axis=(1, 2)).astype(np.int64),
+        clips_test=np.array(clip_names),
+        DESCR=f"UCSD {subset} read from {base}.",
+    )

@@ -1,0 +1,169 @@
+"""The command line: demo, fit, score, evaluate, and its errors."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from skvqad._cli import main
+
+SMALL = [
+    "--max-epochs",
+    "2",
+    "--hidden-channels",
+    "8",
+    "--n-embeddings",
+    "16",
+    "--embedding-dim",
+    "4",
+    "--n-residual-layers",
+    "1",
+    "--quiet",
+]
+
+
+def test_demo_writes_figure_and_report(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(
+        [
+            "demo",
+            "--max-epochs",
+            "1",
+            "--n-train",
+            "16",
+            "--output-dir",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    for map_type in ("ssim", "ssim+am"):
+        for metric in ("image ROC-AUC", "pixel ROC-AUC"):
+            assert 0.0 <= report["results"][map_type][metric] <= 1.0
+    assert (out / "anomaly_maps.png").stat().st_size > 10_000
+    assert "pixel ROC-AUC" in (out / "report.md").read_text()
+    assert "pixel ROC-AUC" in capsys.readouterr().out
+
+
+def _tree(root):
+    rng = np.random.default_rng(0)
+    for split, n in (("train/good", 6), ("test/good", 2), ("test/dent", 2)):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (24, 24), np.uint8)).save(
+                root / split / f"{i:03d}.png"
+            )
+    (root / "ground_truth/dent").mkdir(parents=True)
+    for i in range(2):
+        mask = np.zeros((24, 24), np.uint8)
+        mask[4:10, 4:10] = 255
+        Image.fromarray(mask).save(root / "ground_truth/dent" / f"{i:03d}_mask.png")
+
+
+def test_fit_score_evaluate_round_trip(tmp_path, capsys):
+    _tree(tmp_path / "widget")
+    model = tmp_path / "model.joblib"
+    assert (
+        main(
+            [
+                "fit",
+                "--data",
+                str(tmp_path / "widget"),
+                "--out",
+                str(model),
+                "--image-size",
+                "16",
+                *SMALL,
+            ]
+        )
+        == 0
+    )
+    scores_dir = tmp_path / "scores"
+    assert (
+        main(
+            [
+                "score",
+                "--model",
+                str(model),
+                "--images",
+                str(tmp_path / "widget/test/dent"),
+                "--image-size",
+                "16",
+                "--output-dir",
+                str(scores_dir),
+            ]
+        )
+        == 0
+    )
+    rows = list(csv.DictReader(open(scores_dir / "scores.csv")))
+    assert [r["file"] for r in rows] == ["000.png", "001.png"]
+    maps = np.load(scores_dir / "maps.npy")
+    assert maps.shape == (2, 16, 16) and maps.dtype == np.float32
+    np.testing.assert_allclose(
+        [float(r["anomaly_score"]) for r in rows], maps.mean(axis=(1, 2)), rtol=1e-4
+    )
+    assert {r["prediction"] for r in rows} <= {"1", "-1"}
+    assert len(list((scores_dir / "maps").glob("*.png"))) == 2
+    out = tmp_path / "eval"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(tmp_path / "widget"),
+                "--model",
+                str(model),
+                "--image-size",
+                "16",
+                "--output-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert json.loads((out / "report.json").read_text())["fit_seconds"] is None
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "--data", "/no/such/folder"], "not found"),
+        (
+            ["score", "--model", "/no/model.joblib", "--images", "."],
+            "model file not found",
+        ),
+        (["fit", "--data", "/no/such", "--out", "m.joblib"], "not found"),
+    ],
+)
+def test_errors_are_one_line_and_exit_1(argv, message, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_parameter_is_reported(tmp_path, capsys):
+    _tree(tmp_path / "widget")
+    assert (
+        main(
+            [
+                "fit",
+                "--data",
+                str(tmp_path / "widget"),
+                "--out",
+                str(tmp_path / "m.joblib"),
+                "--max-epochs",
+                "0",
+            ]
+        )
+        == 1
+    )
+    assert "max_epochs" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--texture", "wood"])
+    assert exc.value.code == 2
