@@ -16,41 +16,11 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from skimage import io
-from skimage.transform import resize
 from sklearn.metrics import roc_auc_score
 
 from skvqad import VQVAEAnomalyDetector
-
-
-def _read(paths, size, mask=False):
-    out = []
-    for p in paths:
-        im = io.imread(p)
-        if mask:
-            im = resize(im > 0, (size, size), order=0, anti_aliasing=False)
-            out.append(im.astype(bool))
-        else:
-            out.append(resize(im, (size, size), anti_aliasing=True).astype(np.float32))
-    return np.stack(out)
-
-
-def load(root, size):
-    root = Path(root)
-    train = _read(sorted((root / "train" / "good").glob("*.png")), size)
-    test_paths = sorted((root / "test").glob("*/*.png"))
-    X_test = _read(test_paths, size)
-    masks = []
-    for p in test_paths:
-        m = root / "ground_truth" / p.parent.name / f"{p.stem}_mask.png"
-        masks.append(
-            _read([m], size, mask=True)[0]
-            if m.exists()
-            else np.zeros((size, size), bool)
-        )
-    return train, X_test, np.stack(masks)
+from skvqad.datasets import load_mvtec_ad
 
 
 def main():
@@ -67,8 +37,14 @@ def main():
     parser.add_argument("--out", default=None, help="optional JSON file for results")
     args = parser.parse_args()
 
-    X_train, X_test, masks = load(args.root, args.image_size)
-    y_test = masks.reshape(len(masks), -1).any(axis=1)
+    root = Path(args.root).resolve()
+    data = load_mvtec_ad(root.parent, root.name, image_size=args.image_size)
+    X_train, X_test, masks, y_test = (
+        data.X_train,
+        data.X_test,
+        data.masks_test,
+        data.y_test,
+    )
     detector = VQVAEAnomalyDetector(
         hidden_channels=args.hidden_channels,
         embedding_dim=args.embedding_dim,

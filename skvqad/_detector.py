@@ -7,7 +7,7 @@ import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_n_features, check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import ProgressBar
 from torch.distributions import ContinuousBernoulli
 
@@ -245,8 +245,12 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            If ``X`` is not a valid batch of images (see
-            :func:`skvqad._validation.check_images`).
+            If ``X`` is empty, not 2-, 3- or 4-D, holds images of mixed sizes,
+            contains NaN or infinity, or holds floats outside [0, 1]; if a
+            parameter is invalid, ``device`` is not a torch device, or it asks
+            for CUDA where there is none.
+        TypeError
+            If the dtype of ``X`` is neither floating, bool, uint8 nor uint16.
         """
         images = self._validate_images(X, reset=True)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -368,10 +372,14 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         if not reset:
             check_is_fitted(self)
         images = check_images(X)
-        if np.ndim(X) == 2:
-            _check_n_features(self, np.asarray(X), reset=reset)
-        elif reset and hasattr(self, "n_features_in_"):
-            del self.n_features_in_
+        if getattr(X, "ndim", None) == 2 or (
+            not hasattr(X, "ndim") and np.ndim(X) == 2
+        ):
+            # Tabular input: scikit-learn's feature-count and feature-name checks.
+            validate_data(self, X, reset=reset, skip_check_array=True)
+        elif reset:
+            for attribute in ("n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(attribute, None)
         if reset:
             self.n_channels_ = images.shape[-1]
         elif images.shape[-1] != self.n_channels_:
@@ -384,6 +392,18 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     def _resolve_device(self):
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            device = torch.device(self.device)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"device={self.device!r} is not a torch device ('auto', 'cpu', "
+                "'cuda', 'cuda:1', ...)."
+            ) from exc
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={self.device!r} but CUDA is not available here; use "
+                "device='auto' or 'cpu'."
+            )
         return self.device
 
     def _get_net(self, n_channels, device):

@@ -195,3 +195,18 @@ def test_clone_and_params():
     params = clone(detector).get_params()
     assert params["beta"] == 0.5 and params["dilation_size"] == 9
     assert params["optimizer"] is torch.optim.Adam
+
+
+def test_device_errors_are_clear(grey_images):
+    with pytest.raises(ValueError, match="not a torch device"):
+        VQVAEAnomalyDetector(**TINY, device="gpu").fit(grey_images)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            VQVAEAnomalyDetector(**TINY, device="cuda").fit(grey_images)
+
+
+def test_single_training_image():
+    X = stripes(1, size=8)
+    detector = VQVAEAnomalyDetector(**TINY).fit(X)
+    assert detector.anomaly_map(X).shape == (1, 8, 8)
+    assert np.isfinite(detector.offset_)
