@@ -9,19 +9,37 @@ from ._maps import (
     upsample_alignment_map,
 )
 from ._model import VQVAE, VQVAELoss, VQVAEOutput, vq_vae_loss_terms
+from ._model_selection import (
+    OneClassKFold,
+    get_scorer,
+    image_roc_auc_scorer,
+    pixel_roc_auc_scorer,
+)
 from ._net import VQVAENet
 from ._plotting import plot_anomaly_maps
+from ._transformers import (
+    AlignmentMapTransformer,
+    SSIMAMMapTransformer,
+    SSIMMapTransformer,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlignmentMapTransformer",
+    "OneClassKFold",
+    "SSIMAMMapTransformer",
+    "SSIMMapTransformer",
     "VQVAE",
     "VQVAEAnomalyDetector",
     "VQVAELoss",
     "VQVAENet",
     "VQVAEOutput",
     "alignment_map",
+    "get_scorer",
     "grey_dilation",
+    "image_roc_auc_scorer",
+    "pixel_roc_auc_scorer",
     "plot_anomaly_maps",
     "ssim_am_map",
     "ssim_map",

@@ -60,10 +60,17 @@ def _training_options():
     return parent
 
 
+def _non_negative(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _size_option(parser):
     parser.add_argument(
         "--image-size",
-        type=int,
+        type=_non_negative,
         default=256,
         help="resize images to SIZE x SIZE before use; 0 keeps the file sizes "
         "(default: 256, the paper's setting)",
@@ -237,7 +244,10 @@ def _load_model(path):
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"model file not found: {path}")
-    detector = joblib.load(path)
+    try:
+        detector = joblib.load(path)
+    except Exception as exc:  # truncated, empty or foreign files
+        raise ValueError(f"cannot load a model from {path}: {exc!r}") from exc
     if not isinstance(detector, VQVAEAnomalyDetector):
         raise TypeError(f"{path} does not hold a VQVAEAnomalyDetector")
     return detector
@@ -299,6 +309,10 @@ def _evaluate(args):
 
 def _report(detector, data, output_dir, name, fit_seconds):
     """Print and write image / pixel ROC-AUC of SSIM and SSIM+AM, and a figure."""
+    if len(np.unique(data.y_test)) < 2 or not data.masks_test.any():
+        raise ValueError(
+            "evaluation needs normal and anomalous test images, with defect masks"
+        )
     report = {
         "data": name,
         "device": str(detector.net_.device),

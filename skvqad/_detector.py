@@ -252,6 +252,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         TypeError
             If the dtype of ``X`` is neither floating, bool, uint8 nor uint16.
         """
+        self._check_ssim_win_size()
         images = self._validate_images(X, reset=True)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         device = self._resolve_device()
@@ -261,7 +262,13 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             torch.manual_seed(seed)
             self.net_.fit(self._to_padded_tensor(images), y=None)
         used = torch.zeros(self.n_embeddings, dtype=torch.bool, device=device)
-        train_scores = self._score(images, used_codes=used)
+        train_scores = self._score(images, self.anomaly_map_type, used_codes=used)
+        if not np.isfinite(train_scores).all():
+            raise ValueError(
+                "Training diverged: the anomaly maps of the training images are "
+                f"not finite (last loss {self.net_.history[-1, 'train_loss']:.4g}). "
+                "Lower lr or beta."
+            )
         self.codebook_usage_ = float(used.float().mean())
         self.offset_ = self._offset_from_scores(train_scores)
         return self
@@ -290,10 +297,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             If ``X`` is invalid or its channel count differs from training.
         """
         images = self._validate_images(X, reset=False)
-        maps = np.empty(images.shape[:3], dtype=np.float32)
-        for batch_slice, batch_maps, _ in self._iter_maps(images):
-            maps[batch_slice] = batch_maps.cpu().numpy()
-        return maps
+        return self._anomaly_map(images, self.anomaly_map_type)
 
     def score_samples(self, X):
         """Normality score of each image: minus the mean of its anomaly map.
@@ -313,7 +317,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             ``-mean(anomaly_map(X)[i])``, <= 0.
         """
         images = self._validate_images(X, reset=False)
-        return self._score(images)
+        return self._score(images, self.anomaly_map_type)
 
     def decision_function(self, X):
         """Shifted normality score: ``score_samples(X) - offset_``.
@@ -371,6 +375,9 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     def _validate_images(self, X, *, reset):
         if not reset:
             check_is_fitted(self)
+            # Post-processing parameters may have been changed by set_params.
+            self._validate_params()
+            self._check_ssim_win_size()
         images = check_images(X)
         if getattr(X, "ndim", None) == 2 or (
             not hasattr(X, "ndim") and np.ndim(X) == 2
@@ -389,6 +396,10 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             )
         return images
 
+    def _check_ssim_win_size(self):
+        if self.ssim_win_size % 2 == 0:
+            raise ValueError(f"ssim_win_size must be odd, got {self.ssim_win_size}.")
+
     def _resolve_device(self):
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
@@ -399,6 +410,10 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
                 f"device={self.device!r} is not a torch device ('auto', 'cpu', "
                 "'cuda', 'cuda:1', ...)."
             ) from exc
+        if device.type == "meta":
+            raise ValueError("device='meta' holds no data; use 'cpu' or 'cuda'.")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"device={self.device!r} but MPS is not available here.")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(
                 f"device={self.device!r} but CUDA is not available here; use "
@@ -411,17 +426,17 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         return VQVAENet(
             module=VQVAE,
             module__in_channels=n_channels,
-            module__hidden_channels=self.hidden_channels,
-            module__n_embeddings=self.n_embeddings,
-            module__embedding_dim=self.embedding_dim,
-            module__n_downsampling=self.n_downsampling,
-            module__n_residual_layers=self.n_residual_layers,
+            module__hidden_channels=int(self.hidden_channels),
+            module__n_embeddings=int(self.n_embeddings),
+            module__embedding_dim=int(self.embedding_dim),
+            module__n_downsampling=int(self.n_downsampling),
+            module__n_residual_layers=int(self.n_residual_layers),
             criterion=VQVAELoss,
-            criterion__beta=self.beta,
+            criterion__beta=float(self.beta),
             optimizer=self.optimizer,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
+            lr=float(self.lr),
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
             train_split=None,
             iterator_train__shuffle=True,
             callbacks=callbacks,
@@ -431,11 +446,12 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
 
     @property
     def _scale(self):
-        return 2**self.n_downsampling
+        """Latent stride of the fitted network, ``2**n_downsampling``."""
+        return 2**self.net_.module_.n_downsampling
 
-    def _pad(self, x):
+    def _pad(self, x, scale=None):
         """Pad (n, C, H, W) bottom/right to a multiple of the latent stride."""
-        scale = self._scale
+        scale = self._scale if scale is None else scale
         height, width = x.shape[-2:]
         target_h = max(-(-height // scale) * scale, 2 * scale)
         target_w = max(-(-width // scale) * scale, 2 * scale)
@@ -444,13 +460,16 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         return _symmetric_pad(x, 0, target_h - height, 0, target_w - width)
 
     def _to_padded_tensor(self, images):
-        return self._pad(torch.from_numpy(images).movedim(-1, 1)).contiguous()
+        """Training images (n, H, W, C) as a padded (n, C, H', W') tensor."""
+        x = torch.from_numpy(images).movedim(-1, 1)
+        return self._pad(x, 2 ** int(self.n_downsampling)).contiguous()
 
     def _iter_batches(self, images):
         """Yield (slice, (b, C, H, W) float32 tensor on the net's device)."""
         self.net_.module_.eval()
-        for start in range(0, images.shape[0], self.batch_size):
-            batch_slice = slice(start, start + self.batch_size)
+        batch_size = int(self.batch_size)
+        for start in range(0, images.shape[0], batch_size):
+            batch_slice = slice(start, start + batch_size)
             batch = torch.from_numpy(images[batch_slice]).movedim(-1, 1)
             yield batch_slice, batch.to(self.net_.device)
 
@@ -460,13 +479,13 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         recon = ContinuousBernoulli(logits=logits, validate_args=False).mean
         return recon[..., :height, :width]
 
-    def _maps_of_batch(self, batch):
+    def _maps_of_batch(self, batch, map_type):
         """Anomaly maps (b, H, W) and codebook indices of a (b, C, H, W) batch."""
         module = self.net_.module_
         size = batch.shape[-2:]
         output = module(self._pad(batch))
         am = alignment_map(output.z_e, module.codebook)
-        if self.anomaly_map_type == "am":
+        if map_type == "am":
             maps = upsample_alignment_map(
                 am,
                 output_size=size,
@@ -482,7 +501,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             win_size=self.ssim_win_size,
             gaussian_weights=self.ssim_gaussian_weights,
         )
-        if self.anomaly_map_type == "ssim":
+        if map_type == "ssim":
             return grey_dilation(1.0 - ssim, self.ssim_dilation_size), output.indices
         maps = ssim_am_map(
             ssim,
@@ -494,17 +513,24 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         )
         return maps, output.indices
 
-    def _iter_maps(self, images):
+    def _iter_maps(self, images, map_type):
         """Yield (slice, maps (b, H, W), codebook indices (b, h, w)) per batch."""
         for batch_slice, batch in self._iter_batches(images):
             with torch.no_grad():
-                maps, indices = self._maps_of_batch(batch)
+                maps, indices = self._maps_of_batch(batch, map_type)
             yield batch_slice, maps, indices
 
-    def _score(self, images, used_codes=None):
+    def _anomaly_map(self, images, map_type):
+        """Maps (n, H, W) float32 of validated (n, H, W, C) images."""
+        maps = np.empty(images.shape[:3], dtype=np.float32)
+        for batch_slice, batch_maps, _ in self._iter_maps(images, map_type):
+            maps[batch_slice] = batch_maps.cpu().numpy()
+        return maps
+
+    def _score(self, images, map_type, used_codes=None):
         """Scores (n,) float64; marks selected codes in ``used_codes`` if given."""
         scores = np.empty(images.shape[0], dtype=np.float64)
-        for batch_slice, maps, indices in self._iter_maps(images):
+        for batch_slice, maps, indices in self._iter_maps(images, map_type):
             scores[batch_slice] = -maps.mean(dim=(1, 2)).cpu().numpy()
             if used_codes is not None:
                 used_codes[indices] = True

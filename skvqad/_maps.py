@@ -16,11 +16,13 @@ References
 """
 
 import math
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
 
 from ._model import squared_distances
+from ._validation import check_tensor
 
 __all__ = [
     "alignment_map",
@@ -121,16 +123,22 @@ def ssim_map(
     Raises
     ------
     ValueError
-        If the shapes differ, the tensors are not 4-D, or ``win_size`` is
-        even or smaller than 1.
+        If the shapes differ, the tensors are not 4-D or have an empty
+        dimension, ``win_size`` is not an odd integer >= 1, or ``sigma <= 0``.
+    TypeError
+        If the inputs are not floating-point tensors of one dtype and device.
     """
-    if image1.ndim != 4 or image1.shape != image2.shape:
+    check_tensor(image1, "image1", ndim=4)
+    check_tensor(image2, "image2", ndim=4, like=image1)
+    if image1.shape != image2.shape:
         raise ValueError(
             "image1 and image2 must be 4-D tensors (n, C, H, W) of the same shape, "
             f"got {tuple(image1.shape)} and {tuple(image2.shape)}."
         )
-    if win_size < 1 or win_size % 2 == 0:
+    if not isinstance(win_size, Integral) or win_size < 1 or win_size % 2 == 0:
         raise ValueError(f"win_size must be an odd integer >= 1, got {win_size}.")
+    if gaussian_weights and not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}.")
     window = _window_1d(win_size, gaussian_weights, sigma, image1.dtype, image1.device)
     n_channels = image1.shape[1]
     # Moments of images centred on image1's mean (per image and channel): the
@@ -177,9 +185,13 @@ def alignment_map(z_e, codebook):
     Raises
     ------
     ValueError
-        If the shapes do not match.
+        If the shapes do not match or a dimension is 0.
+    TypeError
+        If the inputs are not floating-point tensors of one dtype and device.
     """
-    if z_e.ndim != 4 or codebook.ndim != 2 or z_e.shape[1] != codebook.shape[1]:
+    check_tensor(z_e, "z_e", ndim=4)
+    check_tensor(codebook, "codebook", ndim=2, like=z_e)
+    if z_e.shape[1] != codebook.shape[1]:
         raise ValueError(
             "z_e must be (n, D, h, w) and codebook (M, D) with the same D, got "
             f"{tuple(z_e.shape)} and {tuple(codebook.shape)}."
@@ -210,12 +222,14 @@ def grey_dilation(maps, size):
     Raises
     ------
     ValueError
-        If ``maps`` is not 3-D or ``size < 1``.
+        If ``maps`` is not 3-D, has an empty dimension, or ``size`` is not an
+        integer >= 1.
+    TypeError
+        If ``maps`` is not a floating-point tensor.
     """
-    if maps.ndim != 3:
-        raise ValueError(f"maps must be 3-D (n, H, W), got shape {tuple(maps.shape)}.")
-    if size < 1:
-        raise ValueError(f"size must be >= 1, got {size}.")
+    check_tensor(maps, "maps", ndim=3)
+    if not isinstance(size, Integral) or size < 1:
+        raise ValueError(f"size must be an integer >= 1, got {size!r}.")
     if size == 1:
         return maps
     # scipy's grey_dilation mirrors the element: for an even size the window
@@ -271,7 +285,15 @@ def ssim_am_map(
     ------
     ValueError
         If the shapes are inconsistent or ``upsampling`` is unknown.
+    TypeError
+        If the inputs are not floating-point tensors of one dtype and device.
     """
+    check_tensor(ssim, "ssim", ndim=3)
+    check_tensor(am, "am", ndim=3, like=ssim)
+    if ssim.shape[0] != am.shape[0]:
+        raise ValueError(
+            f"ssim holds {ssim.shape[0]} maps but am {am.shape[0]}; they must match."
+        )
     sm = grey_dilation(1.0 - ssim, ssim_dilation_size)
     return sm * upsample_alignment_map(
         am,
@@ -301,17 +323,27 @@ def upsample_alignment_map(am, *, output_size, scale_factor, upsampling, dilatio
     Returns
     -------
     torch.Tensor of shape (n, H, W), dtype of ``am``
+
+    Raises
+    ------
+    ValueError
+        If ``output_size`` or ``scale_factor`` are not positive integers, the
+        upsampled map cannot cover ``output_size``, or ``upsampling`` is
+        unknown.
+    TypeError
+        If ``am`` is not a floating-point tensor.
     """
     if upsampling not in ("nearest", "bilinear"):
         raise ValueError(
             f"upsampling must be 'nearest' or 'bilinear', got {upsampling!r}."
         )
+    check_tensor(am, "am", ndim=3)
+    if not isinstance(scale_factor, Integral) or scale_factor < 1:
+        raise ValueError(f"scale_factor must be an integer >= 1, got {scale_factor!r}.")
     height, width = output_size
-    if (
-        am.ndim != 3
-        or am.shape[-2] * scale_factor < height
-        or (am.shape[-1] * scale_factor < width)
-    ):
+    if not all(isinstance(v, Integral) and v >= 1 for v in (height, width)):
+        raise ValueError(f"output_size must be two integers >= 1, got {output_size}.")
+    if am.shape[-2] * scale_factor < height or am.shape[-1] * scale_factor < width:
         raise ValueError(
             f"An alignment map of shape {tuple(am.shape)} upsampled by "
             f"{scale_factor} cannot cover an image of size {height}x{width}."

@@ -251,6 +251,7 @@ class VQVAE(nn.Module):
         n_residual_layers=3,
     ):
         super().__init__()
+        self.n_downsampling = n_downsampling
         self.encoder = Encoder(
             in_channels,
             hidden_channels,

@@ -56,7 +56,8 @@ def plot_anomaly_maps(
     Raises
     ------
     ValueError
-        If ``images``, ``maps`` (and ``masks``) disagree in number or size.
+        If ``maps`` is empty, or ``images``, ``maps``, ``reconstructions``,
+        ``masks`` and ``titles`` disagree in number or size.
 
     References
     ----------
@@ -72,9 +73,17 @@ def plot_anomaly_maps(
         raise ValueError(
             f"images {images.shape} and maps {maps.shape} must share (n, H, W)."
         )
+    if len(maps) == 0:
+        raise ValueError("nothing to plot: maps is empty.")
     if masks is not None and np.shape(masks) != maps.shape:
         raise ValueError(f"masks {np.shape(masks)} must have the shape of maps.")
     background = images if reconstructions is None else np.asarray(reconstructions)
+    if background.shape[:3] != maps.shape:
+        raise ValueError(
+            f"reconstructions {background.shape} must share (n, H, W) with maps."
+        )
+    if titles is not None and len(titles) != len(maps):
+        raise ValueError(f"{len(titles)} titles for {len(maps)} images.")
     n_rows = 3 if threshold is not None else 2
     n = len(images)
     fig, axes = plt.subplots(
@@ -90,7 +99,7 @@ def plot_anomaly_maps(
             _show(axes[2, i], images[i])
             segmented = np.ma.masked_where(maps[i] <= threshold, maps[i])
             axes[2, i].imshow(segmented > threshold, cmap="autumn", alpha=0.6)
-        if masks is not None:
+        if masks is not None and min(maps.shape[1:]) >= 2:
             axes[-1, i].contour(np.asarray(masks[i], float), levels=[0.5], colors="w")
         if titles is not None:
             axes[0, i].set_title(titles[i], fontsize=8)
@@ -116,6 +125,6 @@ def _show(ax, image):
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    if image.dtype == np.uint8:
-        image = image / 255.0
+    if image.dtype in (np.uint8, np.uint16):
+        image = image / float(np.iinfo(image.dtype).max)
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)

@@ -28,8 +28,9 @@ def check_images(X, *, input_name="X"):
     Raises
     ------
     ValueError
-        If ``X`` is empty, ragged (images of mixed sizes), not 2-, 3- or 4-D,
-        contains NaN or infinity, or holds floats outside [0, 1].
+        If ``X`` is empty (or an image dimension is 0), ragged (images of
+        mixed sizes), not 2-, 3- or 4-D, contains NaN or infinity, or holds
+        floats outside [0, 1].
     TypeError
         If the dtype is neither floating, bool, uint8 nor uint16.
     """
@@ -55,6 +56,8 @@ def check_images(X, *, input_name="X"):
             f"width, channels) or (n_samples, n_features); got {X.ndim}-D shape "
             f"{X.shape}."
         )
+    if 0 in X.shape[1:]:
+        raise ValueError(f"{input_name} has an empty dimension: shape {X.shape}.")
     if X.dtype in _INTEGER_SCALES:
         out = X.astype(np.float32) / np.float32(_INTEGER_SCALES[X.dtype])
     elif X.dtype.kind == "b":
@@ -78,3 +81,31 @@ def check_images(X, *, input_name="X"):
     if out.ndim == 3:
         out = out[..., np.newaxis]
     return out
+
+
+def check_tensor(tensor, name, *, ndim=None, like=None):
+    """Check a floating torch tensor (and its match with ``like``) for map functions.
+
+    Raises
+    ------
+    TypeError
+        If ``tensor`` is not a floating-point ``torch.Tensor``, or its dtype or
+        device differs from ``like``'s.
+    ValueError
+        If its number of dimensions is not ``ndim`` or a dimension is 0.
+    """
+    import torch
+
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}.")
+    if not tensor.is_floating_point():
+        raise TypeError(f"{name} must be floating point, got {tensor.dtype}.")
+    if ndim is not None and tensor.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(tensor.shape)}.")
+    if 0 in tensor.shape:
+        raise ValueError(f"{name} has an empty dimension: shape {tuple(tensor.shape)}.")
+    if like is not None and (tensor.dtype, tensor.device) != (like.dtype, like.device):
+        raise TypeError(
+            f"{name} is {tensor.dtype} on {tensor.device}, but the other input is "
+            f"{like.dtype} on {like.device}; use one dtype and device."
+        )

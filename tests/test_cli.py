@@ -167,3 +167,21 @@ def test_usage_errors_exit_2():
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--texture", "wood"])
     assert exc.value.code == 2
+
+
+def test_unreadable_model_and_one_class_data(tmp_path, capsys):
+    empty = tmp_path / "empty.joblib"
+    empty.write_bytes(b"")
+    assert main(["score", "--model", str(empty), "--images", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot load a model" in err and err.count("\n") == 1
+    _tree(tmp_path / "widget")
+    import shutil
+
+    shutil.rmtree(tmp_path / "widget/test/dent")
+    shutil.rmtree(tmp_path / "widget/ground_truth")
+    argv = ["evaluate", "--data", str(tmp_path / "widget"), "--image-size", "16"]
+    assert main(argv + SMALL) == 1
+    assert "normal and anomalous" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["score", "--model", "m", "--images", ".", "--image-size", "-1"])

@@ -279,3 +279,63 @@ def test_ucsd_ped_layout(tmp_path):
         load_ucsd_ped(tmp_path)
     with pytest.raises(FileNotFoundError, match="UCSDped2"):
         load_ucsd_ped(tmp_path, "ped2")
+
+
+def test_mask_of_another_size_is_named(tmp_path):
+    cat = _mvtec_tree(tmp_path)
+    _save(cat / "ground_truth" / "crack" / "001_mask.png", np.zeros((40, 48), np.uint8))
+    with pytest.raises(ValueError, match="001_mask.png is 40x48"):
+        load_mvtec_ad(tmp_path, "widget", image_size=None)
+    assert load_mvtec_ad(tmp_path, "widget", image_size=16).masks_test.shape == (
+        3,
+        16,
+        16,
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(image_size=0), "image_size"),
+        (dict(image_size=(8,)), "image_size"),
+        (dict(image_size=2.7), "image_size"),
+        (dict(color="grey"), "color"),
+    ],
+)
+def test_loader_arguments_are_checked(tmp_path, kwargs, match):
+    _mvtec_tree(tmp_path)
+    with pytest.raises(ValueError, match=match):
+        load_mvtec_ad(tmp_path, "widget", **kwargs)
+
+
+def test_unusual_pixel_types_are_rejected_by_name(tmp_path):
+    from skimage import io
+
+    folder = tmp_path / "normal"
+    folder.mkdir()
+    io.imsave(folder / "a.tif", np.full((5, 6), np.nan, np.float32))
+    with pytest.raises(ValueError, match="a.tif"):
+        load_image_folder(folder, normal_test_dir=folder)
+    (folder / "a.tif").unlink()
+    io.imsave(folder / "b.tif", np.full((5, 6), 7, np.int32), check_contrast=False)
+    with pytest.raises(ValueError, match="int32"):
+        load_image_folder(folder, normal_test_dir=folder)
+    with pytest.raises(ValueError, match="normal_split_ratio"):
+        load_image_folder(folder, normal_split_ratio=2)
+
+
+def test_corrupt_cifar_and_bad_class(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    _cifar_pickles(folder)
+    with pytest.raises(ValueError, match="normal_class"):
+        load_cifar10_one_vs_rest(tmp_path, None)
+    (folder / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="test_batch"):
+        load_cifar10_one_vs_rest(tmp_path, 0)
+
+
+def test_texture_sizes_too_small_are_rejected():
+    with pytest.raises(ValueError, match="image_size"):
+        make_texture_defects(image_size=4)
+    with pytest.raises(ValueError, match="n_test"):
+        make_texture_defects(n_test=3.0)

@@ -210,3 +210,41 @@ def test_single_training_image():
     detector = VQVAEAnomalyDetector(**TINY).fit(X)
     assert detector.anomaly_map(X).shape == (1, 8, 8)
     assert np.isfinite(detector.offset_)
+
+
+def test_numpy_integer_parameters_work(grey_images):
+    detector = VQVAEAnomalyDetector(
+        **{**TINY, "batch_size": np.int64(4), "max_epochs": np.int32(1)}
+    ).fit(grey_images)
+    assert detector.score_samples(grey_images[:5]).shape == (5,)
+
+
+def test_diverged_training_is_an_error(grey_images):
+    with pytest.raises(ValueError, match="diverged"):
+        VQVAEAnomalyDetector(**{**TINY, "lr": 1e6, "max_epochs": 3}).fit(grey_images)
+
+
+def test_empty_image_dimensions_are_rejected():
+    for shape in [(4, 0, 16), (4, 16, 16, 0)]:
+        for dtype in (np.float32, np.uint8):
+            with pytest.raises(ValueError, match="empty dimension"):
+                VQVAEAnomalyDetector(**TINY).fit(np.zeros(shape, dtype))
+
+
+def test_parameters_changed_after_fit(fitted_grey, grey_images):
+    detector = clone(fitted_grey)
+    detector.__dict__.update(vars(fitted_grey))
+    before = detector.anomaly_map(grey_images[:2])
+    detector.set_params(anomaly_map_type="bogus")
+    with pytest.raises(ValueError, match="anomaly_map_type"):
+        detector.anomaly_map(grey_images[:2])
+    # Architecture parameters only matter at fit: the fitted network is used.
+    detector.set_params(anomaly_map_type="ssim+am", n_downsampling=3)
+    np.testing.assert_array_equal(detector.anomaly_map(grey_images[:2]), before)
+
+
+def test_even_ssim_window_fails_before_training(grey_images):
+    with pytest.raises(ValueError, match="odd"):
+        VQVAEAnomalyDetector(**{**TINY, "max_epochs": 10_000, "ssim_win_size": 8}).fit(
+            grey_images
+        )

@@ -162,3 +162,31 @@ def test_ssim_am_map_is_the_product_of_dilated_maps():
     )
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6)
     assert (out >= 0).all()
+
+
+def test_map_functions_reject_bad_tensors():
+    x = torch.rand(1, 1, 8, 8)
+    with pytest.raises(TypeError, match="dtype"):
+        ssim_map(x, x.double(), data_range=1.0)
+    with pytest.raises(TypeError, match="floating"):
+        ssim_map((x * 255).long(), (x * 255).long(), data_range=255)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        ssim_map(x.numpy(), x.numpy(), data_range=1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        ssim_map(x, x, data_range=1.0, sigma=0)
+    with pytest.raises(ValueError, match="empty"):
+        ssim_map(x[:, :, :0], x[:, :, :0], data_range=1.0)
+    with pytest.raises(ValueError, match="integer"):
+        grey_dilation(x[0], 3.0)
+    with pytest.raises(TypeError, match="dtype"):
+        alignment_map(torch.rand(1, 2, 2, 2), torch.rand(3, 2).double())
+    with pytest.raises(ValueError, match="must match"):
+        ssim_am_map(torch.rand(1, 8, 8), torch.rand(2, 2, 2), scale_factor=4)
+    with pytest.raises(ValueError, match="output_size"):
+        upsample_alignment_map(
+            torch.rand(1, 2, 2),
+            output_size=(-1, 8),
+            scale_factor=4,
+            upsampling="nearest",
+            dilation_size=1,
+        )

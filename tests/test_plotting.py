@@ -32,3 +32,13 @@ def test_plot_shape_errors():
         plot_anomaly_maps(
             np.zeros((2, 8, 8)), np.zeros((2, 8, 8)), masks=np.zeros((2, 4, 4))
         )
+
+
+def test_plot_argument_errors():
+    images, maps = np.zeros((2, 8, 8)), np.zeros((2, 8, 8))
+    with pytest.raises(ValueError, match="reconstructions"):
+        plot_anomaly_maps(images, maps, reconstructions=np.zeros((2, 4, 4)))
+    with pytest.raises(ValueError, match="titles"):
+        plot_anomaly_maps(images, maps, titles=["one"])
+    with pytest.raises(ValueError, match="empty"):
+        plot_anomaly_maps(np.zeros((0, 8, 8)), np.zeros((0, 8, 8)))

@@ -31,12 +31,35 @@ def list_images(folder, *, what="images"):
     return files
 
 
-def _size(image_size):
+_COLORS = (None, "gray", "rgb")
+
+
+def check_size(image_size):
+    """``image_size`` as None or a (height, width) pair of positive ints.
+
+    Raises
+    ------
+    ValueError
+        If it is not None, a positive int or a pair of positive ints.
+    """
     if image_size is None:
         return None
-    if np.isscalar(image_size):
-        return (int(image_size), int(image_size))
-    return tuple(int(s) for s in image_size)
+    size = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
+    if len(size) != 2 or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+        for v in size
+    ):
+        raise ValueError(
+            f"image_size must be None, a positive int or two positive ints, got "
+            f"{image_size!r}."
+        )
+    return tuple(int(v) for v in size)
+
+
+def check_color(color):
+    """Raise ValueError unless ``color`` is None, "gray" or "rgb"."""
+    if color not in _COLORS:
+        raise ValueError(f"color must be None, 'gray' or 'rgb', got {color!r}.")
 
 
 def read_image(path, *, image_size=None, color=None):
@@ -58,12 +81,22 @@ def read_image(path, *, image_size=None, color=None):
         image = image[..., 0]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] != 3):
         raise ValueError(f"unsupported image layout {image.shape} in {path}")
+    if image.dtype.kind == "f":
+        if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
+            raise ValueError(
+                f"floating-point image {path} holds values outside [0, 1] or NaN"
+            )
+    elif image.dtype not in (np.uint8, np.uint16, np.bool_):
+        raise ValueError(
+            f"image {path} has pixel type {image.dtype}; expected 8- or 16-bit "
+            "unsigned integers or floats in [0, 1]"
+        )
     image = img_as_float32(image)
     if color == "gray" and image.ndim == 3:
         image = skcolor.rgb2gray(image).astype(np.float32)
     elif color == "rgb" and image.ndim == 2:
         image = skcolor.gray2rgb(image)
-    size = _size(image_size)
+    size = check_size(image_size)
     if size is not None and image.shape[:2] != size:
         image = resize(image, size, anti_aliasing=True, preserve_range=True)
     return np.clip(image, 0.0, 1.0).astype(np.float32)
@@ -84,7 +117,7 @@ def read_mask(path, *, image_size=None):
     if mask.ndim == 3:
         mask = mask[..., :3].max(axis=-1) if mask.shape[-1] >= 3 else mask[..., 0]
     mask = mask > 0
-    size = _size(image_size)
+    size = check_size(image_size)
     if size is not None and mask.shape != size:
         mask = resize(mask, size, order=0, anti_aliasing=False).astype(bool)
     return mask
@@ -97,6 +130,8 @@ def read_images(paths, *, image_size=None, color=None, n_jobs=None):
     ``color="gray"``). Raises ValueError naming two files of different sizes
     when ``image_size`` is None and sizes differ.
     """
+    check_size(image_size)
+    check_color(color)
     images = Parallel(n_jobs=n_jobs)(
         delayed(read_image)(p, image_size=image_size, color=color) for p in paths
     )

@@ -33,16 +33,18 @@ def _masks_for(paths, mask_dir_of, image_size, shape):
     for i, path in enumerate(paths):
         mask_dir = mask_dir_of(path)
         if mask_dir is not None:
-            masks[i] = read_mask(find_mask(mask_dir, path.stem), image_size=image_size)
+            masks[i] = _mask_of_shape(find_mask(mask_dir, path.stem), image_size, shape)
     return masks
 
 
-def _check_mask_shapes(masks, images, where):
-    if masks.shape != images.shape[:3]:
+def _mask_of_shape(mask_path, image_size, shape):
+    mask = read_mask(mask_path, image_size=image_size)
+    if mask.shape != shape:
         raise ValueError(
-            f"masks in {where} have shape {masks.shape[1:]}, images "
-            f"{images.shape[1:3]}; pass image_size to resize both."
+            f"mask {mask_path} is {mask.shape[0]}x{mask.shape[1]} but its image is "
+            f"{shape[0]}x{shape[1]}; pass image_size to resize both."
         )
+    return mask
 
 
 def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
@@ -111,7 +113,6 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
         )
 
     masks = _masks_for(test_paths, mask_dir_of, image_size, X_test.shape[1:3])
-    _check_mask_shapes(masks, X_test, base / "ground_truth")
     return Bunch(
         X_train=X_train,
         X_test=X_test,
@@ -180,6 +181,10 @@ def load_image_folder(
     ValueError
         If no test images result, or sizes differ with ``image_size=None``.
     """
+    if not 0 <= normal_split_ratio < 1:
+        raise ValueError(
+            f"normal_split_ratio must be in [0, 1), got {normal_split_ratio!r}."
+        )
     normal = list_images(normal_dir, what="normal")
     if normal_test_dir is not None:
         train_paths, normal_test = (
@@ -217,7 +222,6 @@ def load_image_folder(
             image_size,
             X_test.shape[1:3],
         )
-        _check_mask_shapes(masks, X_test, mask_dir)
     kind = Path(abnormal_dir).name if abnormal_dir is not None else "abnormal"
     return Bunch(
         X_train=X_train,
@@ -232,6 +236,12 @@ def load_image_folder(
 
 
 def _class_index(normal_class):
+    if not isinstance(normal_class, (str, int, np.integer)) or isinstance(
+        normal_class, bool
+    ):
+        raise ValueError(
+            f"normal_class must be a class name or an int in 0-9, got {normal_class!r}."
+        )
     if isinstance(normal_class, str):
         if normal_class not in CIFAR10_CLASSES:
             raise ValueError(
@@ -250,10 +260,19 @@ def _cifar_batches(folder, names):
         path = folder / name
         if not path.is_file():
             raise FileNotFoundError(f"CIFAR-10 batch file not found: {path}")
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="latin1")
-        images.append(np.asarray(batch["data"], np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch["labels"]))
+        try:
+            with open(path, "rb") as f:
+                batch = pickle.load(f, encoding="latin1")
+            data = np.asarray(batch["data"], np.uint8).reshape(-1, 3, 32, 32)
+            batch_labels = np.asarray(batch["labels"], dtype=np.int64)
+        except Exception as exc:  # truncated or foreign pickle
+            raise ValueError(f"{path} is not a CIFAR-10 batch file: {exc}") from exc
+        if len(batch_labels) != len(data):
+            raise ValueError(
+                f"{path} holds {len(data)} images but {len(batch_labels)} labels"
+            )
+        images.append(data)
+        labels.append(batch_labels)
     return np.concatenate(images).transpose(0, 2, 3, 1), np.concatenate(labels)
 
 
@@ -401,7 +420,7 @@ def load_ucsd_ped(root, subset="ped1", *, image_size=128, n_jobs=None):
     masks_test = np.zeros(X_test.shape, dtype=bool)
     for i, mask_path in enumerate(mask_paths):
         if mask_path is not None:
-            masks_test[i] = read_mask(mask_path, image_size=image_size)
+            masks_test[i] = _mask_of_shape(mask_path, image_size, X_test.shape[1:3])
     return Bunch(
         X_train=X_train,
         X_test=X_test,

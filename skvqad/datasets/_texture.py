@@ -120,7 +120,8 @@ def make_texture_defects(
     n_test : int, default=64
         Number of test tiles, >= 2; ``n_test // 2`` of them are defective.
     image_size : int, default=64
-        Side of the square tiles, in pixels of the downscaled photograph.
+        Side of the square tiles, in pixels of the downscaled photograph,
+        >= 16 (smaller tiles cannot hold every defect kind).
     scale : float, default=0.5
         Downscaling factor of the 512x512 photograph, in (0, 1].
     random_state : int, RandomState instance or None, default=None
@@ -154,8 +155,17 @@ def make_texture_defects(
     >>> data.X_train.shape, data.y_test.tolist()
     ((4, 64, 64), [0, 1, 0, 1])
     """
-    if n_train < 1 or n_test < 2:
-        raise ValueError(f"Need n_train >= 1 and n_test >= 2, got {n_train}, {n_test}.")
+    for name, value, low in (
+        ("n_train", n_train, 1),
+        ("n_test", n_test, 2),
+        ("image_size", image_size, 16),
+    ):
+        if (
+            not isinstance(value, (int, np.integer))
+            or isinstance(value, bool)
+            or (value < low)
+        ):
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
     if not 0 < scale <= 1:
         raise ValueError(f"scale must be in (0, 1], got {scale}.")
     rng = np.random.default_rng(check_random_state(random_state).randint(2**31 - 1))
