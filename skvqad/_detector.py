@@ -1,13 +1,15 @@
 """VQ-VAE image anomaly detector (Gangloff et al., 2022) as a scikit-learn estimator."""
 
+import threading
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, check_memory, validate_data
 from skorch.callbacks import ProgressBar
 from torch.distributions import ContinuousBernoulli
 
@@ -24,6 +26,73 @@ from ._net import VQVAENet
 from ._validation import check_images
 
 __all__ = ["VQVAEAnomalyDetector"]
+
+_GLOBAL_RNG_LOCK = threading.Lock()
+
+#: Parameters that change the trained network; the others only post-process.
+_TRAINING_PARAMS = (
+    "n_downsampling",
+    "n_residual_layers",
+    "hidden_channels",
+    "n_embeddings",
+    "embedding_dim",
+    "beta",
+    "max_epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+)
+
+
+def _is_tabular(X):
+    """Whether ``X`` is 2-D (n_samples, n_features) data rather than images."""
+    if hasattr(X, "ndim"):
+        return X.ndim == 2
+    try:
+        return np.asarray(X).ndim == 2
+    except ValueError:  # ragged nested lists: check_images explains
+        return False
+
+
+def _train_net(X, training_params, seed, device, verbose):
+    """Build and train a :class:`VQVAENet` on padded (n, C, H, W) float32 ``X``.
+
+    Module level so that ``joblib.Memory`` can cache it: the key is the data,
+    the training parameters, the seed and the device (not ``verbose``).
+    """
+    p = training_params
+    callbacks = [("progress", ProgressBar())] if verbose >= 2 else []
+    net = VQVAENet(
+        module=VQVAE,
+        module__in_channels=X.shape[1],
+        module__hidden_channels=int(p["hidden_channels"]),
+        module__n_embeddings=int(p["n_embeddings"]),
+        module__embedding_dim=int(p["embedding_dim"]),
+        module__n_downsampling=int(p["n_downsampling"]),
+        module__n_residual_layers=int(p["n_residual_layers"]),
+        criterion=VQVAELoss,
+        criterion__beta=float(p["beta"]),
+        optimizer=p["optimizer"],
+        lr=float(p["lr"]),
+        max_epochs=int(p["max_epochs"]),
+        batch_size=int(p["batch_size"]),
+        train_split=None,
+        iterator_train__shuffle=True,
+        # Batch order from a generator of our own, not torch's global one.
+        iterator_train__generator=torch.Generator().manual_seed(seed),
+        callbacks=callbacks,
+        device=device,
+        verbose=int(verbose),
+    )
+    # Weight and codebook initialisation draw from torch's global RNG. Seed it
+    # in a forked state (the user's state comes back untouched), under a lock
+    # so that fits in parallel threads cannot interleave their draws.
+    forked = [torch.device(device)] if torch.device(device).type == "cuda" else []
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=forked, device_type="cuda"):
+        torch.manual_seed(seed)
+        net.initialize()
+    net.partial_fit(X, y=None)  # trains max_epochs epochs; no re-initialisation
+    return net
 
 
 class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
@@ -94,6 +163,16 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         reproducible on the CPU; on CUDA, cuDNN's non-deterministic kernels
         can still make two runs differ slightly. The global torch and numpy
         random states are left as they were.
+    memory : str, joblib.Memory or None, default=None
+        Caches the trained network, as ``Pipeline(memory=...)`` caches
+        transformers: the key is the training images, the training
+        parameters (architecture, ``beta``, ``max_epochs``, ``batch_size``,
+        ``lr``, ``optimizer``), the seed drawn from ``random_state`` and the
+        device. Refitting with only post-processing parameters changed
+        (``anomaly_map_type``, ``dilation_size``, ``upsampling``, ``ssim_*``,
+        ``contamination``), as a grid search does, then loads the network
+        instead of training it. Needs an int ``random_state`` to hit the
+        cache. None caches nothing.
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table; 2 also shows skorch's
         progress bar.
@@ -108,6 +187,11 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     n_features_in_ : int
         Number of features when fitted on 2-D ``(n_samples, n_features)``
         input; absent when fitted on images.
+    scaler_ : sklearn.preprocessing.MinMaxScaler
+        The per-feature scaling of 2-D input; absent when fitted on images.
+    image_shape_ : tuple of int
+        ``(height, width)`` of the training images (``(1, n_features)`` for
+        2-D input). Other sizes can be scored too.
     offset_ : float
         Threshold on :meth:`score_samples`; ``decision_function = score_samples
         - offset_``.
@@ -124,9 +208,18 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     -----
     Input images are channels last, as in scikit-image: ``(n, H, W)`` or
     ``(n, H, W, C)``. ``uint8`` values are divided by 255, ``uint16`` by
-    65535; floating values must already lie in [0, 1]. A 2-D input
-    ``(n_samples, n_features)`` is read as greyscale images of height 1 and
-    width ``n_features``. Any height and width work: images are padded on the
+    65535; floating values must already lie in [0, 1].
+
+    A 2-D input ``(n_samples, n_features)`` is tabular data: each row becomes
+    a greyscale image of height 1 and width ``n_features``, after per-feature
+    min-max scaling fitted on the training rows
+    (:class:`~sklearn.preprocessing.MinMaxScaler`; later rows may fall
+    outside [0, 1], which is allowed since the likelihood is used for
+    training only). Any numeric dtype is accepted there. This is what lets
+    scikit-learn's tabular tools and estimator checks drive the detector;
+    for images use 3-D or 4-D arrays.
+
+    Any height and width work: images are padded on the
     bottom and right by symmetric reflection to a multiple of
     ``2**n_downsampling`` (and at least ``2**(n_downsampling + 1)``), and
     maps and reconstructions are cropped back to the input size.
@@ -176,6 +269,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         "device": [str],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "random_state": ["random_state"],
+        "memory": [None, str, HasMethods(["cache"])],
         "verbose": ["verbose"],
     }
 
@@ -201,6 +295,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         device="auto",
         contamination="auto",
         random_state=None,
+        memory=None,
         verbose=0,
     ):
         self.n_downsampling = n_downsampling
@@ -222,6 +317,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         self.device = device
         self.contamination = contamination
         self.random_state = random_state
+        self.memory = memory
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -256,11 +352,12 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         images = self._validate_images(X, reset=True)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         device = self._resolve_device()
-        self.net_ = self._get_net(images.shape[-1], device)
-        forked = [torch.device(device)] if torch.device(device).type == "cuda" else []
-        with torch.random.fork_rng(devices=forked, device_type="cuda"):
-            torch.manual_seed(seed)
-            self.net_.fit(self._to_padded_tensor(images), y=None)
+        train = check_memory(self.memory).cache(_train_net, ignore=["verbose"])
+        training_params = {name: getattr(self, name) for name in _TRAINING_PARAMS}
+        self.net_ = train(
+            self._to_padded_array(images), training_params, seed, device, self.verbose
+        )
+        self.image_shape_ = images.shape[1:3]
         used = torch.zeros(self.n_embeddings, dtype=torch.bool, device=device)
         train_scores = self._score(images, self.anomaly_map_type, used_codes=used)
         if not np.isfinite(train_scores).all():
@@ -378,15 +475,18 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             # Post-processing parameters may have been changed by set_params.
             self._validate_params()
             self._check_ssim_win_size()
-        images = check_images(X)
-        if getattr(X, "ndim", None) == 2 or (
-            not hasattr(X, "ndim") and np.ndim(X) == 2
-        ):
-            # Tabular input: scikit-learn's feature-count and feature-name checks.
-            validate_data(self, X, reset=reset, skip_check_array=True)
-        elif reset:
-            for attribute in ("n_features_in_", "feature_names_in_"):
-                self.__dict__.pop(attribute, None)
+        if _is_tabular(X):
+            images = self._validate_tabular(X, reset=reset)
+        else:
+            images = check_images(X)
+            if reset:
+                for attribute in ("n_features_in_", "feature_names_in_", "scaler_"):
+                    self.__dict__.pop(attribute, None)
+            elif hasattr(self, "scaler_"):
+                raise ValueError(
+                    "The detector was fitted on 2-D (n_samples, n_features) data; "
+                    "pass 2-D data with the same features."
+                )
         if reset:
             self.n_channels_ = images.shape[-1]
         elif images.shape[-1] != self.n_channels_:
@@ -395,6 +495,21 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
                 f"on images with {self.n_channels_} channel(s)."
             )
         return images
+
+    def _validate_tabular(self, X, *, reset):
+        """2-D rows -> (n, 1, n_features, 1) images, min-max scaled on training."""
+        if not reset and not hasattr(self, "scaler_"):
+            raise ValueError(
+                "X is 2-D (n_samples, n_features), but the detector was fitted on "
+                "images (n_samples, height, width[, channels])."
+            )
+        X = validate_data(
+            self, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_samples=1
+        )
+        if reset:
+            self.scaler_ = MinMaxScaler().fit(X)
+        scaled = self.scaler_.transform(X).astype(np.float32)
+        return scaled[:, np.newaxis, :, np.newaxis]
 
     def _check_ssim_win_size(self):
         if self.ssim_win_size % 2 == 0:
@@ -421,29 +536,6 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             )
         return self.device
 
-    def _get_net(self, n_channels, device):
-        callbacks = [("progress", ProgressBar())] if self.verbose >= 2 else []
-        return VQVAENet(
-            module=VQVAE,
-            module__in_channels=n_channels,
-            module__hidden_channels=int(self.hidden_channels),
-            module__n_embeddings=int(self.n_embeddings),
-            module__embedding_dim=int(self.embedding_dim),
-            module__n_downsampling=int(self.n_downsampling),
-            module__n_residual_layers=int(self.n_residual_layers),
-            criterion=VQVAELoss,
-            criterion__beta=float(self.beta),
-            optimizer=self.optimizer,
-            lr=float(self.lr),
-            max_epochs=int(self.max_epochs),
-            batch_size=int(self.batch_size),
-            train_split=None,
-            iterator_train__shuffle=True,
-            callbacks=callbacks,
-            device=device,
-            verbose=int(self.verbose),
-        )
-
     @property
     def _scale(self):
         """Latent stride of the fitted network, ``2**n_downsampling``."""
@@ -459,10 +551,10 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             return x
         return _symmetric_pad(x, 0, target_h - height, 0, target_w - width)
 
-    def _to_padded_tensor(self, images):
-        """Training images (n, H, W, C) as a padded (n, C, H', W') tensor."""
+    def _to_padded_array(self, images):
+        """Training images (n, H, W, C) as a padded (n, C, H', W') array."""
         x = torch.from_numpy(images).movedim(-1, 1)
-        return self._pad(x, 2 ** int(self.n_downsampling)).contiguous()
+        return self._pad(x, 2 ** int(self.n_downsampling)).contiguous().numpy()
 
     def _iter_batches(self, images):
         """Yield (slice, (b, C, H, W) float32 tensor on the net's device)."""

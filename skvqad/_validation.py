@@ -11,12 +11,11 @@ def check_images(X, *, input_name="X"):
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, height, width), \
-(n_samples, height, width, channels) or (n_samples, n_features)
+    X : array-like of shape (n_samples, height, width) or \
+(n_samples, height, width, channels)
         Images, channels last. ``uint8`` is divided by 255, ``uint16`` by
         65535, ``bool`` becomes 0/1; floating values must already lie in
-        [0, 1]. A 2-D array holds one image per row, read as a greyscale image
-        of height 1 and width ``n_features``.
+        [0, 1]. (2-D tabular input is handled by the estimator itself.)
     input_name : str, default="X"
         Name used in error messages.
 
@@ -29,7 +28,7 @@ def check_images(X, *, input_name="X"):
     ------
     ValueError
         If ``X`` is empty (or an image dimension is 0), ragged (images of
-        mixed sizes), not 2-, 3- or 4-D, contains NaN or infinity, or holds
+        mixed sizes), not 3- or 4-D, contains NaN or infinity, or holds
         floats outside [0, 1].
     TypeError
         If the dtype is neither floating, bool, uint8 nor uint16.
@@ -50,11 +49,10 @@ def check_images(X, *, input_name="X"):
                 "resize them to one size first."
             ) from exc
         raise
-    if X.ndim not in (2, 3, 4):
+    if X.ndim not in (3, 4):
         raise ValueError(
-            f"{input_name} must be (n_samples, height, width), (n_samples, height, "
-            f"width, channels) or (n_samples, n_features); got {X.ndim}-D shape "
-            f"{X.shape}."
+            f"{input_name} must be (n_samples, height, width) or (n_samples, "
+            f"height, width, channels); got {X.ndim}-D shape {X.shape}."
         )
     if 0 in X.shape[1:]:
         raise ValueError(f"{input_name} has an empty dimension: shape {X.shape}.")
@@ -76,8 +74,6 @@ def check_images(X, *, input_name="X"):
             f"{input_name} has dtype {X.dtype}; expected uint8, uint16, bool or "
             "floating values in [0, 1]."
         )
-    if out.ndim == 2:
-        out = out[:, np.newaxis, :]
     if out.ndim == 3:
         out = out[..., np.newaxis]
     return out

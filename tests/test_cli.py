@@ -90,8 +90,6 @@ def test_fit_score_evaluate_round_trip(tmp_path, capsys):
                 str(model),
                 "--images",
                 str(tmp_path / "widget/test/dent"),
-                "--image-size",
-                "16",
                 "--output-dir",
                 str(scores_dir),
             ]
@@ -101,6 +99,7 @@ def test_fit_score_evaluate_round_trip(tmp_path, capsys):
     rows = list(csv.DictReader(open(scores_dir / "scores.csv")))
     assert [r["file"] for r in rows] == ["000.png", "001.png"]
     maps = np.load(scores_dir / "maps.npy")
+    # Without --image-size, score resizes to the size the model was trained at.
     assert maps.shape == (2, 16, 16) and maps.dtype == np.float32
     np.testing.assert_allclose(
         [float(r["anomaly_score"]) for r in rows], maps.mean(axis=(1, 2)), rtol=1e-4

@@ -15,6 +15,7 @@ def test_fit_returns_self_and_sets_fitted_state(grey_images):
     detector = VQVAEAnomalyDetector(**TINY)
     assert detector.fit(grey_images) is detector
     assert detector.n_channels_ == 1
+    assert detector.image_shape_ == (32, 32)
     assert not hasattr(detector, "n_features_in_")
     assert 0.0 < detector.codebook_usage_ <= 1.0
     assert len(detector.net_.history) == TINY["max_epochs"]
@@ -152,10 +153,13 @@ def test_user_arrays_are_not_modified(grey_images):
 
 def test_two_dimensional_input_is_rows_of_pixels():
     rng = np.random.default_rng(0)
-    X = rng.uniform(size=(10, 6))
+    X = rng.normal(loc=5, scale=3, size=(10, 6))  # tabular: any real values
     detector = VQVAEAnomalyDetector(**TINY).fit(X)
     assert detector.n_features_in_ == 6
     assert detector.anomaly_map(X).shape == (10, 1, 6)
+    np.testing.assert_allclose(detector.scaler_.data_min_, X.min(axis=0))
+    with pytest.raises(ValueError, match="fitted on 2-D"):
+        detector.score_samples(np.zeros((2, 4, 6)))
     with pytest.raises(ValueError, match="features"):
         detector.score_samples(X[:, :5])
 
@@ -248,3 +252,19 @@ def test_even_ssim_window_fails_before_training(grey_images):
         VQVAEAnomalyDetector(**{**TINY, "max_epochs": 10_000, "ssim_win_size": 8}).fit(
             grey_images
         )
+
+
+def test_reproducible_when_fitted_in_parallel_threads(grey_images):
+    from joblib import Parallel, delayed
+
+    X = grey_images[:16]
+    reference = VQVAEAnomalyDetector(**TINY).fit(X).score_samples(X)
+
+    def fit_and_score():
+        return VQVAEAnomalyDetector(**TINY).fit(X).score_samples(X)
+
+    results = Parallel(n_jobs=4, backend="threading")(
+        delayed(fit_and_score)() for _ in range(8)
+    )
+    for scores in results:
+        np.testing.assert_array_equal(scores, reference)

@@ -53,6 +53,7 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
     ``<root>/<category>/train/good/*.png`` are the normal training images;
     ``test/<defect>/*.png`` the test images, ``good`` being normal;
     ``ground_truth/<defect>/<stem>_mask.png`` (or ``<stem>.png``) the masks.
+    Other image formats (``.jpg``, ``.bmp``, ``.tif``) are read too.
     Good test images have no mask and get an all-zero one.
 
     Parameters
@@ -61,10 +62,11 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
         Folder holding the category folders (``root/category`` must exist).
     category : str
         Category name, e.g. ``"grid"``.
-    image_size : int, tuple of int or None, default=256
+    image_size : int, (int, int) or None, default=256
         Images are resized with anti-aliasing, masks with nearest neighbour
-        (and stay binary), to ``(image_size, image_size)``; None keeps the
-        file sizes (which must then agree). 256 is the paper's setting.
+        (and stay binary), to ``(image_size, image_size)`` or to the given
+        ``(height, width)``; None keeps the file sizes (which must then
+        agree). 256 is the paper's setting.
     color : {None, "gray", "rgb"}, default=None
         None keeps greyscale categories at one channel and colour ones at
         three; "gray" or "rgb" converts.
