@@ -1,6 +1,8 @@
 """VQ-VAE image anomaly detector (Gangloff et al., 2022) as a scikit-learn estimator."""
 
+import os
 import threading
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -10,7 +12,7 @@ from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory, validate_data
-from skorch.callbacks import ProgressBar
+from skorch.callbacks import Callback, ProgressBar
 from torch.distributions import ContinuousBernoulli
 
 from ._maps import (
@@ -29,6 +31,9 @@ __all__ = ["VQVAEAnomalyDetector"]
 
 _GLOBAL_RNG_LOCK = threading.Lock()
 
+#: Bound on min-max scaled tabular values (training rows lie in [0, 1]).
+_TABULAR_CLIP = 1e3
+
 #: Parameters that change the trained network; the others only post-process.
 _TRAINING_PARAMS = (
     "n_downsampling",
@@ -41,7 +46,31 @@ _TRAINING_PARAMS = (
     "batch_size",
     "lr",
     "optimizer",
+    "callbacks",
 )
+
+
+class _EpochCounter(Callback):
+    """Counts the epochs that run in one training call."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.n_epochs_ = 0
+
+    def on_epoch_end(self, net, **kwargs):
+        self.n_epochs_ += 1
+
+
+class _StoppedEarly(Exception):
+    """Training ended before ``max_epochs``; carries the net, is never cached."""
+
+    def __init__(self, net, n_epochs):
+        super().__init__(n_epochs)
+        self.net, self.n_epochs = net, n_epochs
+
+
+def _plain(value):
+    """numpy scalars as Python numbers (for stable cache keys)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _is_tabular(X):
@@ -61,7 +90,11 @@ def _train_net(X, training_params, seed, device, verbose):
     the training parameters, the seed and the device (not ``verbose``).
     """
     p = training_params
-    callbacks = [("progress", ProgressBar())] if verbose >= 2 else []
+    counter = _EpochCounter()
+    # The counter runs before the user's callbacks, which may stop training.
+    callbacks = [("epochs_run", counter), *(p["callbacks"] or [])]
+    if verbose >= 2:
+        callbacks.append(("progress", ProgressBar()))
     net = VQVAENet(
         module=VQVAE,
         module__in_channels=X.shape[1],
@@ -91,7 +124,12 @@ def _train_net(X, training_params, seed, device, verbose):
     with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=forked, device_type="cuda"):
         torch.manual_seed(seed)
         net.initialize()
+    # skorch ends training quietly on Ctrl-C (KeyboardInterrupt) and early
+    # stopping callbacks; such a net is returned through an exception so that
+    # joblib.Memory does not cache it.
     net.partial_fit(X, y=None)  # trains max_epochs epochs; no re-initialisation
+    if counter.n_epochs_ < int(p["max_epochs"]):
+        raise _StoppedEarly(net, counter.n_epochs_)
     return net
 
 
@@ -163,12 +201,20 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         reproducible on the CPU; on CUDA, cuDNN's non-deterministic kernels
         can still make two runs differ slightly. The global torch and numpy
         random states are left as they were.
-    memory : str, joblib.Memory or None, default=None
+    callbacks : list or None, default=None
+        Extra skorch callbacks for training, as for
+        :class:`skorch.NeuralNet` (callback instances or ``(name, callback)``
+        tuples). For example ``[Checkpoint(dirname=d, monitor="train_loss_best"),
+        LoadInitState(...)]`` saves the network as it trains and resumes a
+        stopped training from the last checkpoint (there is no validation
+        split, so monitor ``train_loss_best``).
+    memory : str, path-like, joblib.Memory or None, default=None
         Caches the trained network, as ``Pipeline(memory=...)`` caches
         transformers: the key is the training images, the training
         parameters (architecture, ``beta``, ``max_epochs``, ``batch_size``,
-        ``lr``, ``optimizer``), the seed drawn from ``random_state`` and the
-        device. Refitting with only post-processing parameters changed
+        ``lr``, ``optimizer``, ``callbacks``), the seed drawn from
+        ``random_state`` and the device. A training that stops early is not
+        cached. Refitting with only post-processing parameters changed
         (``anomaly_map_type``, ``dilation_size``, ``upsampling``, ``ssim_*``,
         ``contamination``), as a grid search does, then loads the network
         instead of training it. Needs an int ``random_state`` to hit the
@@ -215,7 +261,8 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     min-max scaling fitted on the training rows
     (:class:`~sklearn.preprocessing.MinMaxScaler`; later rows may fall
     outside [0, 1], which is allowed since the likelihood is used for
-    training only). Any numeric dtype is accepted there. This is what lets
+    training only; scaled values are clipped to [-1000, 1000]). Any numeric
+    dtype is accepted there. This is what lets
     scikit-learn's tabular tools and estimator checks drive the detector;
     for images use 3-D or 4-D arrays.
 
@@ -225,7 +272,20 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     maps and reconstructions are cropped back to the input size.
 
     The loss sums each term over an image's pixels or latent entries and
-    averages over the batch (:func:`skvqad.vq_vae_loss_terms`).
+    averages over the batch (:func:`skvqad.vq_vae_loss_terms`). The codebook
+    is trained by that loss alone, as in the paper: there are no EMA updates
+    and no restarts of unused codes; ``codebook_usage_`` and the per-epoch
+    ``perplexity`` in ``net_.history`` show how much of it is used.
+
+    Pressing Ctrl-C during :meth:`fit` stops training (skorch's behaviour)
+    and leaves a fitted detector with the network as it was, with a warning
+    giving the number of epochs that ran. A fitted detector pickles and
+    ``joblib.dump`` s as a whole; one trained on CUDA loads on a machine without
+    CUDA onto the CPU, with skorch's warning. The network's weights alone are
+    saved with ``detector.net_.save_params(f_params="vqvae.pt")`` and loaded
+    into a detector fitted with the same architecture with
+    ``detector.net_.load_params(f_params="vqvae.pt")`` (``offset_`` then
+    still comes from that detector's own training images).
 
     References
     ----------
@@ -269,7 +329,8 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         "device": [str],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "random_state": ["random_state"],
-        "memory": [None, str, HasMethods(["cache"])],
+        "callbacks": [list, None],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "verbose": ["verbose"],
     }
 
@@ -295,6 +356,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         device="auto",
         contamination="auto",
         random_state=None,
+        callbacks=None,
         memory=None,
         verbose=0,
     ):
@@ -317,6 +379,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         self.device = device
         self.contamination = contamination
         self.random_state = random_state
+        self.callbacks = callbacks
         self.memory = memory
         self.verbose = verbose
 
@@ -352,11 +415,31 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         images = self._validate_images(X, reset=True)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         device = self._resolve_device()
-        train = check_memory(self.memory).cache(_train_net, ignore=["verbose"])
-        training_params = {name: getattr(self, name) for name in _TRAINING_PARAMS}
-        self.net_ = train(
-            self._to_padded_array(images), training_params, seed, device, self.verbose
+        memory = (
+            str(self.memory) if isinstance(self.memory, os.PathLike) else self.memory
         )
+        train = check_memory(memory).cache(_train_net, ignore=["verbose"])
+        # Plain Python numbers, so that 2e-4 and np.float64(2e-4) share a cache key.
+        training_params = {
+            name: _plain(getattr(self, name)) for name in _TRAINING_PARAMS
+        }
+        try:
+            self.net_ = train(
+                self._to_padded_array(images),
+                training_params,
+                seed,
+                device,
+                self.verbose,
+            )
+        except _StoppedEarly as stopped:
+            self.net_ = stopped.net
+            warnings.warn(
+                f"Training stopped after {stopped.n_epochs} of {self.max_epochs} "
+                "epochs (interrupted, or stopped by a callback); the detector is "
+                "fitted with the network as it was then.",
+                UserWarning,
+                stacklevel=2,
+            )
         self.image_shape_ = images.shape[1:3]
         used = torch.zeros(self.n_embeddings, dtype=torch.bool, device=device)
         train_scores = self._score(images, self.anomaly_map_type, used_codes=used)
@@ -508,7 +591,9 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         )
         if reset:
             self.scaler_ = MinMaxScaler().fit(X)
-        scaled = self.scaler_.transform(X).astype(np.float32)
+        # Rows far outside the training range stay far (and float32-finite).
+        scaled = np.clip(self.scaler_.transform(X), -_TABULAR_CLIP, _TABULAR_CLIP)
+        scaled = scaled.astype(np.float32)
         return scaled[:, np.newaxis, :, np.newaxis]
 
     def _check_ssim_win_size(self):

@@ -15,13 +15,27 @@ __all__ = [
 
 
 def _image_labels(y):
-    """(n,) bool, True = anomalous, from labels (n,) or masks (n, H, W)."""
+    """(n,) bool, True = anomalous, from labels (n,) or masks (n, H, W).
+
+    Labels must be 0 / 1 (or False / True); masks are anomalous where > 0.
+    """
     y = np.asarray(y)
     if y.ndim == 0:
         raise ValueError("y must hold one label or mask per image.")
+    if y.dtype.kind not in "biuf" or (y.dtype.kind == "f" and not np.isfinite(y).all()):
+        raise ValueError(
+            f"y must be numeric labels (1 = anomalous, 0 = normal) or masks; got "
+            f"dtype {y.dtype}{' with NaN or inf' if y.dtype.kind == 'f' else ''}."
+        )
     if y.ndim == 1:
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError(
+                f"image labels must be 0 (normal) or 1 (anomalous), got values "
+                f"{np.unique(y)[:5]}; for scikit-learn's +1/-1 convention pass "
+                "(y == -1)."
+            )
         return y.astype(bool)
-    return y.reshape(len(y), -1).astype(bool).any(axis=1)
+    return (y.reshape(len(y), -1) > 0).any(axis=1)
 
 
 class OneClassKFold(BaseCrossValidator):
@@ -121,14 +135,17 @@ def _image_roc_auc(y_true, normality):
 
 
 def _pixel_roc_auc(masks, maps):
-    masks = check_array(np.asarray(masks).reshape(len(masks), -1), dtype=None)
+    masks = np.asarray(masks)
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
     maps = np.asarray(maps)
-    if masks.size != maps.size:
+    if masks.shape != maps.shape:
         raise ValueError(
-            f"masks hold {masks.size} pixels but the maps {maps.size}; the masks "
-            "must have the images' height and width."
+            f"masks have shape {masks.shape} but the anomaly maps {maps.shape}; "
+            "y must be masks (n_samples, height, width) matching the images."
         )
-    return roc_auc_score(masks.ravel().astype(bool), maps.ravel())
+    check_array(masks.reshape(len(masks), -1), dtype=None)  # NaN, inf, dtype
+    return roc_auc_score(masks.ravel() > 0, maps.ravel())
 
 
 #: Image ROC-AUC of a fitted detector: ``scorer(estimator, X, y)`` with ``y``
@@ -136,7 +153,8 @@ def _pixel_roc_auc(masks, maps):
 image_roc_auc_scorer = make_scorer(_image_roc_auc, response_method=("score_samples",))
 
 #: Pooled pixel ROC-AUC of a fitted detector: ``scorer(estimator, X, masks)``
-#: over all pixels of ``anomaly_map(X)``.
+#: over all pixels of ``anomaly_map(X)``. The estimator must have
+#: ``anomaly_map`` (a detector, not a Pipeline ending in one).
 pixel_roc_auc_scorer = make_scorer(_pixel_roc_auc, response_method=("anomaly_map",))
 
 _SCORERS = {
@@ -152,9 +170,12 @@ def get_scorer(name):
     ----------
     name : {"image_roc_auc", "pixel_roc_auc"}
         ``"image_roc_auc"`` scores ``-score_samples`` against ``y`` (labels,
-        1 = anomalous, or masks); ``"pixel_roc_auc"`` scores every pixel of
-        ``anomaly_map`` against ``y`` masks of shape (n_samples, height,
-        width), pooled over all images (the MVTec AD protocol).
+        1 = anomalous and 0 = normal, or masks); ``"pixel_roc_auc"`` scores
+        every pixel of ``anomaly_map`` against ``y`` masks of shape
+        (n_samples, height, width), pooled over all images (the MVTec AD
+        protocol); the estimator must have ``anomaly_map``. (scikit-learn's
+        own ``"roc_auc"`` is inverted with 1 = anomalous labels, since
+        ``decision_function`` is higher for normal images.)
 
     Returns
     -------
@@ -165,7 +186,8 @@ def get_scorer(name):
     Raises
     ------
     ValueError
-        If the name is unknown.
+        If the name is unknown. The scorers raise ValueError when labels are
+        not 0/1, or masks do not match the maps' shape.
     """
     try:
         return _SCORERS[name]

@@ -57,7 +57,7 @@ class _MapTransformer(TransformerMixin, BaseEstimator):
             self.detector_ = self.detector
         else:
             base = VQVAEAnomalyDetector() if self.detector is None else self.detector
-            self.detector_ = clone(base).fit(X)
+            self.detector_ = clone(base).fit(X, y)
         images = self.detector_._validate_images(X, reset=False)
         self.map_shape_ = images.shape[1:3]
         if hasattr(self.detector_, "n_features_in_"):

@@ -5,6 +5,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
+from skorch.callbacks import Callback
 
 from skvqad import VQVAEAnomalyDetector, ssim_map
 
@@ -268,3 +269,84 @@ def test_reproducible_when_fitted_in_parallel_threads(grey_images):
     )
     for scores in results:
         np.testing.assert_array_equal(scores, reference)
+
+
+def test_codebook_health_is_recorded(fitted_grey):
+    perplexity = fitted_grey.net_.history[:, "perplexity"]
+    assert len(perplexity) == TINY["max_epochs"]
+    assert all(1.0 <= p <= TINY["n_embeddings"] for p in perplexity)
+    used = fitted_grey.codebook_usage_ * TINY["n_embeddings"]
+    assert used == pytest.approx(round(used))  # a whole number of codes
+
+
+class _CtrlCAtEpoch2(Callback):
+    """Presses Ctrl-C at the end of the second epoch."""
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == 2:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_leaves_a_fitted_detector_and_is_not_cached(grey_images, tmp_path):
+    params = {**TINY, "max_epochs": 5, "memory": str(tmp_path)}
+    detector = VQVAEAnomalyDetector(**params, callbacks=[_CtrlCAtEpoch2()])
+    with pytest.warns(UserWarning, match="stopped after 2 of 5 epochs"):
+        detector.fit(grey_images)
+    assert len(detector.net_.history) == 2
+    assert np.isfinite(detector.score_samples(grey_images)).all()
+    assert not list(tmp_path.glob("joblib/**/output.pkl"))  # nothing cached
+
+
+def test_checkpoint_resumes_training(grey_images, tmp_path):
+    from skorch.callbacks import Checkpoint, LoadInitState
+
+    def callbacks():
+        checkpoint = Checkpoint(dirname=str(tmp_path), monitor="train_loss_best")
+        return [checkpoint, LoadInitState(checkpoint)]
+
+    first = VQVAEAnomalyDetector(**TINY, callbacks=callbacks()).fit(grey_images)
+    assert len(first.net_.history) == 2
+    resumed = VQVAEAnomalyDetector(**{**TINY, "max_epochs": 1}, callbacks=callbacks())
+    resumed.fit(grey_images)
+    assert len(resumed.net_.history) == 3  # 2 restored + 1 new epoch
+
+
+def test_model_saved_on_cuda_loads_on_cpu(fitted_grey, grey_images, monkeypatch):
+    import pickle
+
+    expected = fitted_grey.score_samples(grey_images)
+    detector = pickle.loads(pickle.dumps(fitted_grey))
+    detector.net_.device = "cuda"  # as if it had been trained on a GPU
+    blob = pickle.dumps(detector)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="CUDA"):
+        loaded = pickle.loads(blob)
+    assert str(loaded.net_.device) == "cpu"
+    np.testing.assert_allclose(loaded.score_samples(grey_images), expected, atol=1e-4)
+
+
+def test_memmap_input_is_read_not_written(grey_images, tmp_path):
+    path = tmp_path / "images.dat"
+    memmap = np.memmap(path, dtype=np.float32, mode="w+", shape=grey_images.shape)
+    memmap[:] = grey_images
+    memmap.flush()
+    readonly = np.memmap(path, dtype=np.float32, mode="r", shape=grey_images.shape)
+    detector = VQVAEAnomalyDetector(**TINY).fit(readonly)
+    np.testing.assert_array_equal(
+        detector.anomaly_map(readonly), detector.anomaly_map(grey_images)
+    )
+    np.testing.assert_array_equal(np.asarray(readonly), grey_images)
+
+
+def test_network_parameters_save_and_load(fitted_grey, grey_images, tmp_path):
+    path = tmp_path / "vqvae.pt"
+    fitted_grey.net_.save_params(f_params=str(path))
+    other = VQVAEAnomalyDetector(**{**TINY, "max_epochs": 1, "random_state": 5})
+    other.fit(grey_images)
+    assert not np.array_equal(
+        other.anomaly_map(grey_images[:2]), fitted_grey.anomaly_map(grey_images[:2])
+    )
+    other.net_.load_params(f_params=str(path))
+    np.testing.assert_array_equal(
+        other.anomaly_map(grey_images[:2]), fitted_grey.anomaly_map(grey_images[:2])
+    )

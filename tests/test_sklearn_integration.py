@@ -196,3 +196,46 @@ def test_pickle_and_joblib_round_trip(labelled, tmp_path):
         path = tmp_path / "model.joblib"
         joblib.dump(obj, path)
         np.testing.assert_array_equal(getattr(joblib.load(path), method)(X), expected)
+
+
+def test_scorer_and_splitter_input_checks(labelled):
+    X, y, masks = labelled
+    detector = VQVAEAnomalyDetector(**TINY).fit(X[y == 0])
+    pixel = get_scorer("pixel_roc_auc")
+    assert 0 <= pixel(detector, X, masks[..., None]) <= 1  # (n, H, W, 1) is fine
+    with pytest.raises(ValueError, match="shape"):
+        pixel(detector, X[:, :, :12], masks[:, :, :12].transpose(0, 2, 1))
+    with pytest.raises(ValueError, match="shape"):
+        pixel(detector, X, masks.reshape(len(X), 8, 32))
+    for bad in (np.where(y == 1, -1, 1), y.astype(str), np.full(len(y), np.nan)):
+        with pytest.raises(ValueError, match="labels|numeric"):
+            image_roc_auc_scorer(detector, X, bad)
+        with pytest.raises(ValueError, match="labels|numeric"):
+            next(OneClassKFold(2).split(X, bad))
+
+
+def test_far_out_tabular_rows_stay_finite_and_are_outliers():
+    rng = np.random.default_rng(0)
+    T = rng.normal(size=(40, 6))
+    detector = VQVAEAnomalyDetector(**TINY, contamination=0.1).fit(T)
+    far = np.r_[T[:2], T[:1] * 1e40]
+    scores = detector.score_samples(far)
+    assert np.isfinite(scores).all()
+    assert detector.predict(far)[-1] == -1
+
+
+def test_frozen_detector_and_path_memory(labelled, tmp_path, count_trainings):
+    from sklearn.frozen import FrozenEstimator
+
+    X, y, _ = labelled
+    detector = VQVAEAnomalyDetector(**TINY, memory=tmp_path).fit(X[y == 0])
+    frozen = SSIMAMMapTransformer(FrozenEstimator(detector)).fit(X)
+    np.testing.assert_array_equal(
+        frozen.transform(X),
+        SSIMAMMapTransformer(detector, prefit=True).fit(X).transform(X),
+    )
+    again = VQVAEAnomalyDetector(
+        **{**TINY, "lr": np.float64(TINY.get("lr", 2e-4))}, memory=tmp_path
+    ).fit(X[y == 0])
+    assert len(count_trainings) == 1  # np.float64 lr hits the same cache entry
+    np.testing.assert_array_equal(again.score_samples(X), detector.score_samples(X))
