@@ -43,11 +43,19 @@ def _symmetric_index(n, before, after, device):
     return torch.where(idx >= n, 2 * n - 1 - idx, idx)
 
 
+def _symmetric_pad_axis(x, dim, before, after):
+    n = x.shape[dim]
+    if before <= n and after <= n:  # flipped slices: fast, the common case
+        parts = [x.narrow(dim, 0, before).flip(dim), x]
+        parts.append(x.narrow(dim, n - after, after).flip(dim))
+        return torch.cat(parts, dim=dim)
+    return x.index_select(dim, _symmetric_index(n, before, after, x.device))
+
+
 def _symmetric_pad(x, top, bottom, left, right):
     """Pad the last two axes of ``x`` by half-sample symmetric reflection."""
-    rows = _symmetric_index(x.shape[-2], top, bottom, x.device)
-    cols = _symmetric_index(x.shape[-1], left, right, x.device)
-    return x.index_select(-2, rows).index_select(-1, cols)
+    x = _symmetric_pad_axis(x, x.ndim - 2, top, bottom)
+    return _symmetric_pad_axis(x, x.ndim - 1, left, right)
 
 
 def _window_1d(win_size, gaussian_weights, sigma, dtype, device):
@@ -239,7 +247,9 @@ def grey_dilation(maps, size):
     if size % 2 == 0:
         before, after = after - 1, before + 1
     padded = F.pad(maps.unsqueeze(1), (before, after, before, after), value=-math.inf)
-    return F.max_pool2d(padded, kernel_size=size, stride=1).squeeze(1)
+    # The maximum over a square is separable: rows, then columns.
+    rows = F.max_pool2d(padded, kernel_size=(1, size), stride=1)
+    return F.max_pool2d(rows, kernel_size=(size, 1), stride=1).squeeze(1)
 
 
 def ssim_am_map(
