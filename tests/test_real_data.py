@@ -44,3 +44,31 @@ def test_mvtec_grid_loads_and_ssim_beats_chance():
     maps = detector.anomaly_map(data.X_test)
     assert np.isfinite(maps).all()
     assert roc_auc_score(data.masks_test.ravel(), maps.ravel()) > 0.6
+
+
+@pytest.mark.skipif(not (DATA / "cifar10_jpg").is_dir(), reason="no ../shared/data")
+def test_cifar10_jpeg_folders_one_vs_rest(tmp_path):
+    import tarfile
+
+    from skvqad.datasets import load_cifar10_one_vs_rest
+
+    for split in ("train", "test"):
+        # Extract 20 images per class (the first in the archive) to stay fast.
+        kept = {}
+        with tarfile.open(DATA / "cifar10_jpg" / f"{split}_jpg.tar.gz") as archive:
+            for member in archive:
+                if member.isfile():
+                    label = member.name.split("/")[-2]
+                    kept[label] = kept.get(label, 0) + 1
+                    if kept[label] <= 20:
+                        archive.extract(member, tmp_path, filter="data")
+    data = load_cifar10_one_vs_rest(tmp_path, "automobile")
+    assert data.X_train.shape == (20, 32, 32, 3) and data.X_test.shape == (
+        200,
+        32,
+        32,
+        3,
+    )
+    assert data.y_test.sum() == 180
+    assert (data.labels_test[data.y_test == 0] == 1).all()
+    assert 0.0 <= data.X_test.min() and data.X_test.max() <= 1.0
