@@ -178,6 +178,10 @@ def _parser():
         help="output folder (default: skvqad-evaluate)",
     )
     _size_option(evaluate)
+
+    from ._benchmark import add_parser
+
+    add_parser(commands)
     return parser
 
 
@@ -347,9 +351,13 @@ def _figure(detector, data, maps, output_dir):
     matplotlib.use("Agg")
     from . import plot_anomaly_maps
 
-    kinds = list(dict.fromkeys(data.defect_types))
-    picks = [np.flatnonzero(data.defect_types == "good")[:1]]
-    picks += [np.flatnonzero(data.defect_types == k)[:2] for k in kinds if k != "good"]
+    types = data.get("defect_types")
+    if types is None:  # e.g. UCSD: anomalous or not, from the masks
+        types = np.where(data.y_test == 1, "anomalous", "good")
+    picks = [np.flatnonzero(types == "good")[:1]]
+    picks += [
+        np.flatnonzero(types == k)[:2] for k in dict.fromkeys(types) if k != "good"
+    ]
     picks = np.concatenate(picks)[:10]
     # Segmentation threshold from normal data only: the 99.5th percentile of
     # the pixels of (up to 64) training maps.
@@ -360,7 +368,7 @@ def _figure(detector, data, maps, output_dir):
         reconstructions=detector.reconstruct(data.X_test[picks]),
         masks=data.masks_test[picks],
         threshold=threshold,
-        titles=list(data.defect_types[picks]),
+        titles=list(types[picks]),
     )
     path = output_dir / "anomaly_maps.png"
     fig.savefig(path, dpi=120)
@@ -397,7 +405,15 @@ def main(argv=None):
         stderr), 2 on a usage error (from argparse).
     """
     args = _parser().parse_args(argv)
-    commands = {"demo": _demo, "fit": _fit, "score": _score, "evaluate": _evaluate}
+    from ._benchmark import run as _benchmark
+
+    commands = {
+        "demo": _demo,
+        "fit": _fit,
+        "score": _score,
+        "evaluate": _evaluate,
+        "benchmark": _benchmark,
+    }
     try:
         return commands[args.command](args)
     except (ValueError, TypeError, OSError, RuntimeError) as exc:

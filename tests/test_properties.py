@@ -123,3 +123,30 @@ def test_pixel_scorer_on_arbitrary_masks(fitted_rgb, masks):
     score = _works_or_refuses(lambda: get_scorer("pixel_roc_auc")(fitted_rgb, X, masks))
     if score is not None:
         assert masks.shape[1:] == (16, 16) and 0 <= score <= 1
+
+
+@SETTINGS
+@given(
+    masks=hnp.arrays(
+        np.int64,
+        st.tuples(st.integers(0, 3), st.integers(0, 6), st.integers(1, 6)),
+        elements=st.integers(-1, 2),
+    ),
+    maps=hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(0, 3), st.integers(0, 6), st.integers(1, 6)),
+        elements=st.floats(allow_nan=True, allow_infinity=True),
+    ),
+)
+def test_metrics_on_arbitrary_arrays(masks, maps):
+    from skvqad.metrics import PixelROCAUC, aupro, pixel_roc_auc
+
+    for metric in (pixel_roc_auc, aupro):
+        value = _works_or_refuses(lambda: metric(masks, maps))
+        if value is not None:
+            assert 0.0 <= value <= 1.0
+    streaming = PixelROCAUC(n_bins=64)
+    _works_or_refuses(lambda: streaming.update(masks, maps))  # refused or added
+    value = _works_or_refuses(streaming.compute)
+    if value is not None:
+        assert 0.0 <= value <= 1.0

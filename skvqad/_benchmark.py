@@ -1,0 +1,221 @@
+"""``skvqad benchmark``: the paper's protocols, with its tables' numbers beside ours."""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import aupro, f1_max, image_roc_auc, pixel_roc_auc
+
+#: Table I of Gangloff et al. (2022): MVTec AD pixel ROC-AUC, (SSIM, SSIM+AM).
+PAPER_MVTEC = {
+    "carpet": (0.92, 0.94), "grid": (0.99, 0.99), "leather": (0.98, 0.98),
+    "tile": (0.70, 0.75), "wood": (0.82, 0.84), "bottle": (0.94, 0.95),
+    "cable": (0.87, 0.87), "capsule": (0.93, 0.94), "hazelnut": (0.98, 0.99),
+    "metal_nut": (0.89, 0.90), "pill": (0.86, 0.90), "screw": (0.98, 0.98),
+    "toothbrush": (0.96, 0.97), "transistor": (0.77, 0.78), "zipper": (0.97, 0.98),
+}  # fmt: skip
+#: Table II: UCSD Ped1 pixel ROC-AUC.
+PAPER_UCSD = (0.95, 0.95)
+#: Table III: CIFAR-10 one-vs-rest image ROC-AUC.
+PAPER_CIFAR10 = {
+    "airplane": (0.71, 0.69), "automobile": (0.63, 0.65), "bird": (0.63, 0.65),
+    "cat": (0.62, 0.63), "deer": (0.60, 0.64), "dog": (0.67, 0.67),
+    "frog": (0.61, 0.63), "horse": (0.63, 0.63), "ship": (0.74, 0.74),
+    "truck": (0.64, 0.65),
+}  # fmt: skip
+
+#: The paper's architecture (Section III-A), for a GPU.
+FULL_MODEL = dict(hidden_channels=256, n_embeddings=512, embedding_dim=256,
+                  n_residual_layers=3, lr=2e-4, batch_size=16)  # fmt: skip
+#: Reduced model for CPU smoke runs (--quick).
+QUICK_MODEL = dict(hidden_channels=64, n_embeddings=256, embedding_dim=64,
+                   n_residual_layers=2, lr=1e-3, batch_size=16)  # fmt: skip
+
+#: Per data set: image size and settings of the paper, epochs (full, quick).
+_MVTEC = dict(image_size=256, n_downsampling=3, dilation_size=7, epochs=(300, 100))
+PROTOCOLS = {
+    "mvtec": _MVTEC,
+    "folder": _MVTEC,
+    "ucsd": dict(image_size=128, n_downsampling=2, dilation_size=7,
+                 ssim_dilation_size=7, epochs=(100, 20)),
+    "cifar10": dict(image_size=32, n_downsampling=2, dilation_size=3, epochs=(100, 20)),
+}  # fmt: skip
+
+
+def add_parser(commands):
+    """Register the ``benchmark`` subcommand."""
+    bench = commands.add_parser(
+        "benchmark",
+        help="run the paper's protocol on a data set and write its table",
+        description=(
+            "Train and evaluate with the paper's settings (image size, depth, "
+            "dilation) and write benchmark.md (a table in the layout of the "
+            "paper's Tables I-III, with the paper's numbers beside ours), "
+            "benchmark.json (every figure and setting) and a Fig. 2-style "
+            "picture per category. --quick uses a small model for CPU runs."
+        ),
+    )
+    bench.add_argument("dataset", choices=sorted(PROTOCOLS), help="data set kind")
+    bench.add_argument(
+        "--root",
+        required=True,
+        type=Path,
+        help="mvtec: folder of categories; folder: a data set in the MVTec "
+        "layout; ucsd: folder holding UCSDped1; cifar10: cifar-10-batches-py "
+        "or train/ and test/ folders",
+    )
+    bench.add_argument("--category", action="append",
+                       help="mvtec category, or cifar10 class (repeatable; "
+                       "default: all found / all ten)")  # fmt: skip
+    bench.add_argument(
+        "--quick", action="store_true", help="small model and fewer epochs, for a CPU"
+    )
+    bench.add_argument("--max-epochs", type=int, help="override the epochs")
+    bench.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("skvqad-benchmark"),
+        help="output folder (default: skvqad-benchmark)",
+    )
+    bench.add_argument("--device", default="auto", help="torch device (default: auto)")
+    bench.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    bench.add_argument("--quiet", action="store_true", help="no progress output")
+    return bench
+
+
+def _runs(args):
+    """(name, loader) pairs for the requested data set."""
+    from .datasets import (
+        load_cifar10_one_vs_rest,
+        load_mvtec_ad,
+        load_ucsd_ped,
+    )
+    from .datasets._loaders import CIFAR10_CLASSES
+
+    size = PROTOCOLS[args.dataset]["image_size"]
+    if args.dataset == "mvtec":
+        found = sorted(p.name for p in args.root.iterdir() if (p / "train").is_dir())
+        names = args.category or found
+        return [
+            (n, lambda n=n: load_mvtec_ad(args.root, n, image_size=size)) for n in names
+        ]
+    if args.dataset == "folder":
+        root = args.root.resolve()
+        return [
+            (root.name, lambda: load_mvtec_ad(root.parent, root.name, image_size=size))
+        ]
+    if args.dataset == "ucsd":
+        return [("ped1", lambda: load_ucsd_ped(args.root, "ped1", image_size=size))]
+    names = args.category or list(CIFAR10_CLASSES)
+    return [(n, lambda n=n: load_cifar10_one_vs_rest(args.root, n)) for n in names]
+
+
+def _paper(dataset, name):
+    if dataset == "mvtec":
+        return PAPER_MVTEC.get(name)
+    if dataset == "ucsd":
+        return PAPER_UCSD
+    if dataset == "cifar10":
+        return PAPER_CIFAR10.get(name)
+    return None  # a folder data set is not in the paper
+
+
+def _evaluate(detector, data, dataset):
+    """Every figure for the SSIM and SSIM+AM maps of one data set."""
+    figures = {}
+    # UCSD: only the clips with pixel ground truth are evaluated.
+    keep = data.has_mask if dataset == "ucsd" else slice(None)
+    for map_type in ("ssim", "ssim+am"):
+        detector.set_params(anomaly_map_type=map_type)
+        all_maps = detector.anomaly_map(data.X_test)
+        maps, y = all_maps[keep], data.y_test[keep]
+        scores = maps.mean(axis=(1, 2), dtype=np.float64)
+        result = {"image ROC-AUC": image_roc_auc(y, scores)}
+        if dataset != "cifar10":
+            masks = data.masks_test[keep]
+            result |= {
+                "pixel ROC-AUC (pooled)": pixel_roc_auc(masks, maps),
+                "pixel ROC-AUC (per image)": pixel_roc_auc(
+                    masks, maps, average="per_image"
+                ),
+                "AUPRO@0.3": aupro(masks, maps),
+                "pixel F1-max": f1_max(masks, maps),
+            }
+        figures[map_type] = result
+    return figures, all_maps
+
+
+def run(args):
+    """Run the benchmark; print and write the table. Returns the exit code."""
+    from . import VQVAEAnomalyDetector
+    from ._cli import _figure
+
+    protocol = PROTOCOLS[args.dataset]
+    model = QUICK_MODEL if args.quick else FULL_MODEL
+    epochs = args.max_epochs or protocol["epochs"][1 if args.quick else 0]
+    settings = {k: v for k, v in protocol.items() if k not in ("epochs", "image_size")}
+    out = args.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"dataset": args.dataset, "quick": args.quick,
+              "image_size": protocol["image_size"], "max_epochs": epochs,
+              "model": model, "settings": settings, "results": {}}  # fmt: skip
+    for name, load in _runs(args):
+        data = load()
+        detector = VQVAEAnomalyDetector(
+            **model, **settings, max_epochs=epochs, device=args.device,
+            random_state=args.seed, verbose=0 if args.quiet else 1,
+        )  # fmt: skip
+        start = time.perf_counter()
+        detector.fit(data.X_train)
+        seconds = round(time.perf_counter() - start, 1)
+        figures, maps = _evaluate(detector, data, args.dataset)
+        report["device"] = str(detector.net_.device)
+        report["results"][name] = {
+            "n_train": len(data.X_train), "n_test": len(data.X_test),
+            "fit_seconds": seconds, "codebook_usage": detector.codebook_usage_,
+            "paper": _paper(args.dataset, name), **figures,
+        }  # fmt: skip
+        if args.dataset != "cifar10":
+            (out / name).mkdir(exist_ok=True)
+            _figure(detector, data, maps, out / name)
+        print(f"{name}: {json.dumps(figures)}")
+    (out / "benchmark.json").write_text(json.dumps(report, indent=2, default=str))
+    table = markdown(report)
+    (out / "benchmark.md").write_text(table)
+    print(table)
+    print(f"wrote {out / 'benchmark.md'} and {out / 'benchmark.json'}")
+    return 0
+
+
+def markdown(report):
+    """The paper's table layout: one row per category, ours and the paper's."""
+    metric = (
+        "image ROC-AUC" if report["dataset"] == "cifar10" else "pixel ROC-AUC (pooled)"
+    )
+    what = "quick CPU model" if report["quick"] else "paper's model"
+    lines = [
+        f"{metric}, {report['dataset']}, {what}, {report['image_size']} px, "
+        f"{report['max_epochs']} epochs, on {report.get('device', '?')}",
+        "",
+        "| Category | VQ-VAE SSIM | VQ-VAE SSIM+AM | paper SSIM | paper SSIM+AM "
+        "| fit (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    ours = {"ssim": [], "ssim+am": []}
+    for name, r in report["results"].items():
+        paper = r["paper"] or ("–", "–")
+        values = [r[m][metric] for m in ("ssim", "ssim+am")]
+        ours["ssim"].append(values[0])
+        ours["ssim+am"].append(values[1])
+        lines.append(
+            f"| {name} | {values[0]:.3f} | {values[1]:.3f} | {paper[0]} | {paper[1]} "
+            f"| {r['fit_seconds']} |"
+        )
+    if len(report["results"]) > 1:
+        lines.append(
+            f"| Mean | {np.mean(ours['ssim']):.3f} | {np.mean(ours['ssim+am']):.3f} "
+            "| | | |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,321 @@
+"""Image- and pixel-level anomaly detection metrics."""
+
+import numpy as np
+from skimage.measure import label as connected_components
+from sklearn.metrics import precision_recall_curve, roc_auc_score
+
+__all__ = ["PixelROCAUC", "aupro", "f1_max", "image_roc_auc", "pixel_roc_auc"]
+
+
+def _binary(y, name):
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric or boolean, got dtype {y.dtype}.")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError(f"{name} contains NaN or infinity.")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"{name} must hold 0/1 or boolean values.")
+    return y.astype(bool)
+
+
+def _scores(s, name):
+    s = np.asarray(s, dtype=np.float64)
+    if not np.isfinite(s).all():
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return s
+
+
+def _check_pair(masks, maps):
+    masks = _binary(masks, "masks")
+    maps = _scores(maps, "maps")
+    if masks.shape != maps.shape or masks.ndim != 3:
+        raise ValueError(
+            f"masks {masks.shape} and maps {maps.shape} must both be (n_images, "
+            "height, width) of the same shape."
+        )
+    return masks, maps
+
+
+def _both_classes(y, what, unit):
+    if y.all() or not y.any():
+        present = "anomalous" if y.all() else "normal"
+        raise ValueError(
+            f"{what} needs both normal and anomalous {unit}; got only {present} ones."
+        )
+
+
+def image_roc_auc(y_true, scores, *, greater_is_anomalous=True):
+    """Image-level ROC-AUC.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_images,)
+        1 (or True) for anomalous images, 0 for normal ones.
+    scores : array-like of shape (n_images,)
+        Image scores. With ``greater_is_anomalous=True`` higher means more
+        anomalous (e.g. the mean of :meth:`~skvqad.VQVAEAnomalyDetector.anomaly_map`);
+        pass ``greater_is_anomalous=False`` for scikit-learn's
+        ``score_samples`` / ``decision_function``, which are higher for normal
+        images.
+    greater_is_anomalous : bool, default=True
+        The direction of ``scores``.
+
+    Returns
+    -------
+    float
+        ROC-AUC in [0, 1]; 0.5 is chance.
+
+    Raises
+    ------
+    ValueError
+        If shapes differ, labels are not 0/1, scores are not finite, or a
+        class is missing.
+    """
+    y = _binary(y_true, "y_true").ravel()
+    s = _scores(scores, "scores").ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"y_true has {y.size} entries but scores {s.size}.")
+    _both_classes(y, "image ROC-AUC", "images")
+    return float(roc_auc_score(y, s if greater_is_anomalous else -s))
+
+
+def pixel_roc_auc(masks, maps, *, average="pooled"):
+    """Pixel-level ROC-AUC of anomaly maps against ground-truth masks.
+
+    Parameters
+    ----------
+    masks : array-like of shape (n_images, height, width), bool or 0/1
+        Ground truth, True on anomalous pixels.
+    maps : array-like of shape (n_images, height, width), float
+        Anomaly maps, higher is more anomalous.
+    average : {"pooled", "per_image"}, default="pooled"
+        ``"pooled"``: one ROC-AUC over all pixels of all images, the standard
+        MVTec AD protocol (Bergmann et al., CVPR 2019) and the one every skvqad
+        table uses. ``"per_image"``: the mean of per-image ROC-AUCs over the
+        images that contain both classes, a habit of some public code.
+
+    Returns
+    -------
+    float
+        ROC-AUC in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If shapes differ, masks are not binary, maps are not finite, no
+        image (``"per_image"``) or no pixel set (``"pooled"``) holds both
+        classes, or ``average`` is unknown.
+    """
+    masks, maps = _check_pair(masks, maps)
+    if average == "pooled":
+        _both_classes(masks, "pixel ROC-AUC", "pixels")
+        return float(roc_auc_score(masks.ravel(), maps.ravel()))
+    if average == "per_image":
+        both = [i for i, m in enumerate(masks) if m.any() and not m.all()]
+        if not both:
+            raise ValueError(
+                "per-image pixel ROC-AUC needs an image with both classes."
+            )
+        return float(
+            np.mean([roc_auc_score(masks[i].ravel(), maps[i].ravel()) for i in both])
+        )
+    raise ValueError(f"average must be 'pooled' or 'per_image', got {average!r}.")
+
+
+def aupro(masks, maps, *, fpr_limit=0.3):
+    """Area under the per-region-overlap curve, up to a false positive rate.
+
+    The PRO of Bergmann et al. (2020, 2021): every connected ground-truth
+    region (8-connectivity) counts equally, whatever its size. For a
+    threshold, the PRO is the mean over regions of the fraction of the region
+    above the threshold, and the FPR the fraction of normal pixels (of all
+    images) above it. The PRO curve is integrated over FPR in
+    ``[0, fpr_limit]`` (trapezoids, exact at every distinct map value) and
+    divided by ``fpr_limit``, giving a value in [0, 1].
+
+    Parameters
+    ----------
+    masks : array-like of shape (n_images, height, width), bool or 0/1
+    maps : array-like of shape (n_images, height, width), float
+    fpr_limit : float, default=0.3
+        Upper FPR limit of the integration, in (0, 1].
+
+    Returns
+    -------
+    float
+        Normalised AUPRO in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If shapes differ, inputs are invalid, ``fpr_limit`` is outside
+        (0, 1], or there is no anomalous or no normal pixel.
+
+    References
+    ----------
+    P. Bergmann, K. Batzner, M. Fauser, D. Sattlegger, C. Steger, "The MVTec
+    Anomaly Detection Dataset", IJCV 129, 2021. :DOI:`10.1007/s11263-020-01400-4`
+    """
+    if not 0 < fpr_limit <= 1:
+        raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}.")
+    masks, maps = _check_pair(masks, maps)
+    _both_classes(masks, "AUPRO", "pixels")
+    regions = np.stack([connected_components(m, connectivity=2) for m in masks])
+    # Number the regions across images: image i's labels shifted past image i-1's.
+    offsets = np.r_[0, np.cumsum(regions.reshape(len(regions), -1).max(axis=1))[:-1]]
+    regions = np.where(regions > 0, regions + offsets[:, None, None], 0).ravel()
+    n_regions = regions.max()
+    sizes = np.bincount(regions, minlength=n_regions + 1).astype(np.float64)
+    # Each pixel of region r adds 1 / (R * size_r) to the PRO when it turns on.
+    weight = np.where(regions > 0, 1.0 / (n_regions * sizes[regions]), 0.0)
+    normal = (regions == 0).astype(np.float64)
+    order = np.argsort(-maps.ravel(), kind="stable")
+    scores = maps.ravel()[order]
+    pro = np.cumsum(weight[order])
+    fpr = np.cumsum(normal[order]) / normal.sum()
+    last = np.r_[scores[1:] != scores[:-1], True]  # one point per distinct value
+    fpr, pro = np.r_[0.0, fpr[last]], np.r_[0.0, pro[last]]
+    keep = fpr <= fpr_limit
+    end = np.interp(fpr_limit, fpr, pro)
+    fpr, pro = np.r_[fpr[keep], fpr_limit], np.r_[pro[keep], end]
+    return float(np.trapezoid(pro, fpr) / fpr_limit)
+
+
+def f1_max(y_true, scores, *, return_threshold=False):
+    """Best F1 score over all thresholds (image or pixel level).
+
+    Parameters
+    ----------
+    y_true : array-like of any shape, bool or 0/1
+        1 for anomalous images or pixels.
+    scores : array-like of the same shape, float
+        Higher is more anomalous.
+    return_threshold : bool, default=False
+        Also return the threshold reaching it: label anomalous where
+        ``scores >= threshold``. Fitting it on a labelled validation set is
+        one way to choose an operating point.
+
+    Returns
+    -------
+    f1 : float
+        In [0, 1].
+    threshold : float
+        Only if ``return_threshold``.
+
+    Raises
+    ------
+    ValueError
+        If shapes differ, inputs are invalid or a class is missing.
+    """
+    y = _binary(y_true, "y_true").ravel()
+    s = _scores(scores, "scores").ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"y_true has {y.size} entries but scores {s.size}.")
+    _both_classes(y, "F1-max", "samples")
+    precision, recall, thresholds = precision_recall_curve(y, s)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, np.finfo(float).tiny)
+    best = int(np.argmax(f1[:-1]))  # the last point has no threshold
+    return (
+        (float(f1[best]), float(thresholds[best]))
+        if return_threshold
+        else float(f1[best])
+    )
+
+
+class PixelROCAUC:
+    """Streaming pooled pixel ROC-AUC in memory independent of the data size.
+
+    ``update(masks, maps)`` adds one batch to two histograms (normal and
+    anomalous pixels) of ``n_bins`` bins; ``compute()`` returns the ROC-AUC of
+    the binned scores (trapezoids between bin edges, ties within a bin counted
+    as half). The range starts at ``[0, 2 * max]`` of the first batch and
+    doubles, merging neighbouring bins, when a larger value arrives, so the
+    state stays ``2 * n_bins`` int64 counts. Counting is on the CPU in exact
+    integers; scores are never squashed or clipped.
+
+    Parameters
+    ----------
+    n_bins : int, default=65536
+        Histogram resolution, >= 2 and even.
+
+    Notes
+    -----
+    Maps must be >= 0 (skvqad's maps are). The error against
+    :func:`sklearn.metrics.roc_auc_score` comes only from pixels of both
+    classes sharing a bin; with the default resolution it was below 1e-4 on
+    the tests' maps.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvqad.metrics import PixelROCAUC
+    >>> metric = PixelROCAUC()
+    >>> masks = np.zeros((2, 4, 4), bool); masks[:, :2] = True
+    >>> maps = masks + 0.01 * np.arange(16).reshape(4, 4)
+    >>> metric.update(masks, maps)
+    >>> round(metric.compute(), 3)
+    1.0
+    """
+
+    def __init__(self, n_bins=65536):
+        if n_bins < 2 or n_bins % 2:
+            raise ValueError(f"n_bins must be an even integer >= 2, got {n_bins}.")
+        self.n_bins = n_bins
+        self.reset()
+
+    def reset(self):
+        """Forget every update."""
+        self.counts_ = np.zeros((2, self.n_bins), dtype=np.int64)
+        self.top_ = None
+
+    def update(self, masks, maps):
+        """Add a batch.
+
+        Parameters
+        ----------
+        masks : array-like of shape (n, height, width), bool or 0/1
+        maps : array-like of shape (n, height, width), float, >= 0
+
+        Raises
+        ------
+        ValueError
+            If shapes differ, inputs are invalid, or a map value is negative.
+        """
+        masks, maps = _check_pair(masks, maps)
+        if maps.size == 0:
+            return
+        if maps.min() < 0:
+            raise ValueError("PixelROCAUC needs maps >= 0.")
+        high = float(maps.max())
+        if self.top_ is None:
+            self.top_ = 2.0 * high if high > 0 else 1.0
+        while high >= self.top_:  # double the range, merging bin pairs
+            merged = self.counts_.reshape(2, -1, 2).sum(axis=2)
+            self.counts_ = np.concatenate([merged, np.zeros_like(merged)], axis=1)
+            self.top_ *= 2.0
+        bins = np.minimum(
+            (maps / self.top_ * self.n_bins).astype(np.int64), self.n_bins - 1
+        )
+        for cls in (0, 1):
+            selected = bins[masks == bool(cls)]
+            self.counts_[cls] += np.bincount(selected, minlength=self.n_bins)
+
+    def compute(self):
+        """Pooled pixel ROC-AUC of everything added so far.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        ValueError
+            If no normal or no anomalous pixel was added.
+        """
+        normal, anomalous = self.counts_
+        if normal.sum() == 0 or anomalous.sum() == 0:
+            raise ValueError("PixelROCAUC needs both normal and anomalous pixels.")
+        # Thresholds from the top bin down: cumulative rates at bin edges.
+        tpr = np.r_[0.0, np.cumsum(anomalous[::-1]) / anomalous.sum()]
+        fpr = np.r_[0.0, np.cumsum(normal[::-1]) / normal.sum()]
+        return float(np.trapezoid(tpr, fpr))

@@ -1,0 +1,104 @@
+"""``skvqad benchmark`` on small trees in each supported layout."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from skvqad._benchmark import PROTOCOLS, markdown
+from skvqad._cli import main
+
+from .test_datasets import _cifar_pickles
+
+
+def _mvtec_category(root, size=32):
+    rng = np.random.default_rng(0)
+    for split, n in (("train/good", 4), ("test/good", 2), ("test/crack", 2)):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (size, size), np.uint8)).save(
+                root / split / f"{i:03d}.png"
+            )
+    (root / "ground_truth/crack").mkdir(parents=True)
+    for i in range(2):
+        mask = np.zeros((size, size), np.uint8)
+        mask[4:12, 6:14] = 255
+        Image.fromarray(mask).save(root / "ground_truth/crack" / f"{i:03d}_mask.png")
+
+
+@pytest.fixture
+def small_protocols(monkeypatch):
+    """Small images so that the paper's settings run in a second."""
+    for name, size in (("mvtec", 32), ("folder", 32), ("ucsd", 16), ("cifar10", 32)):
+        monkeypatch.setitem(PROTOCOLS, name, {**PROTOCOLS[name], "image_size": size})
+
+
+def _run(argv, out):
+    return main(
+        [
+            "benchmark",
+            *argv,
+            "--quick",
+            "--max-epochs",
+            "1",
+            "--quiet",
+            "--output-dir",
+            str(out),
+        ]
+    )
+
+
+def test_mvtec_benchmark_writes_the_paper_table(tmp_path, small_protocols, capsys):
+    _mvtec_category(tmp_path / "data" / "grid")
+    assert _run(["mvtec", "--root", str(tmp_path / "data")], tmp_path / "out") == 0
+    report = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    grid = report["results"]["grid"]
+    assert grid["paper"] == [0.99, 0.99]
+    for map_type in ("ssim", "ssim+am"):
+        for metric in ("image ROC-AUC", "pixel ROC-AUC (pooled)", "AUPRO@0.3"):
+            assert 0 <= grid[map_type][metric] <= 1
+    table = (tmp_path / "out" / "benchmark.md").read_text()
+    assert "| grid |" in table and "| 0.99 | 0.99 |" in table
+    assert (tmp_path / "out" / "grid" / "anomaly_maps.png").is_file()
+
+
+def test_cifar10_and_ucsd_benchmarks(tmp_path, small_protocols):
+    _cifar_pickles(tmp_path / "cifar" / "cifar-10-batches-py")
+    argv = ["cifar10", "--root", str(tmp_path / "cifar"), "--category", "ship"]
+    assert _run(argv, tmp_path / "c") == 0
+    result = json.loads((tmp_path / "c" / "benchmark.json").read_text())["results"]
+    assert result["ship"]["paper"] == [0.74, 0.74]
+    assert "pixel ROC-AUC (pooled)" not in result["ship"]["ssim"]
+
+    rng = np.random.default_rng(0)
+    base = tmp_path / "ucsd" / "UCSDped1"
+    for split, clip in (("Train", "Train001"), ("Test", "Test001")):
+        for k in range(3):
+            (base / split / clip).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (20, 30), np.uint8)).save(
+                base / split / clip / f"{k:03d}.tif"
+            )
+    (base / "Test" / "Test001_gt").mkdir()
+    for k in range(3):
+        mask = np.zeros((20, 30), np.uint8)
+        mask[5:12, 8:20] = 255 * (k > 0)
+        Image.fromarray(mask).save(base / "Test" / "Test001_gt" / f"{k:03d}.bmp")
+    assert _run(["ucsd", "--root", str(tmp_path / "ucsd")], tmp_path / "u") == 0
+    ped1 = json.loads((tmp_path / "u" / "benchmark.json").read_text())["results"][
+        "ped1"
+    ]
+    assert ped1["paper"] == [0.95, 0.95] and ped1["n_test"] == 3
+
+
+def test_markdown_mean_row():
+    report = {
+        "dataset": "cifar10", "quick": True, "image_size": 32, "max_epochs": 1,
+        "results": {
+            c: {"paper": [0.7, 0.7], "fit_seconds": 1.0,
+                "ssim": {"image ROC-AUC": v}, "ssim+am": {"image ROC-AUC": v + 0.1}}
+            for c, v in (("airplane", 0.5), ("ship", 0.7))
+        },
+    }  # fmt: skip
+    table = markdown(report)
+    assert "| Mean | 0.600 | 0.700 |" in table

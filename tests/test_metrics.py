@@ -1,0 +1,118 @@
+"""Metrics against hand-computed values and scikit-learn; streaming memory."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, roc_auc_score
+
+from skvqad.metrics import PixelROCAUC, aupro, f1_max, image_roc_auc, pixel_roc_auc
+
+
+def test_image_roc_auc_by_hand_and_sign():
+    y = [0, 0, 1, 1]
+    scores = [0.1, 0.4, 0.35, 0.8]  # 3 of 4 (anomalous, normal) pairs ordered
+    assert image_roc_auc(y, scores) == pytest.approx(0.75)
+    normality = -np.asarray(scores)  # like score_samples: higher = normal
+    assert image_roc_auc(y, normality, greater_is_anomalous=False) == pytest.approx(
+        0.75
+    )
+    with pytest.raises(ValueError, match="both normal and anomalous"):
+        image_roc_auc([0, 0], [0.1, 0.2])
+    with pytest.raises(ValueError, match="0/1"):
+        image_roc_auc([-1, 1], [0.1, 0.2])
+    with pytest.raises(ValueError, match="NaN"):
+        image_roc_auc([0, 1], [np.nan, 0.2])
+
+
+def test_pixel_roc_auc_pooled_and_per_image():
+    masks = np.zeros((2, 2, 2), bool)
+    masks[0, 0, 0] = masks[1, 0, 0] = True
+    maps = np.array([[[0.9, 0.1], [0.2, 0.3]], [[0.25, 0.5], [0.0, 0.0]]])
+    # Pooled: anomalous 0.9, 0.25 vs normal 0.1, 0.2, 0.3, 0.5, 0, 0:
+    # 0.9 beats all 6, 0.25 beats 4 -> 10 / 12.
+    assert pixel_roc_auc(masks, maps) == pytest.approx(10 / 12)
+    assert pixel_roc_auc(masks, maps) == pytest.approx(
+        roc_auc_score(masks.ravel(), maps.ravel())
+    )
+    # Per image: image 0 -> 1.0, image 1 -> 2/3 (0.25 beats 0, 0; not 0.5).
+    assert pixel_roc_auc(masks, maps, average="per_image") == pytest.approx(
+        (1 + 2 / 3) / 2
+    )
+    with pytest.raises(ValueError, match="shape"):
+        pixel_roc_auc(masks, maps[:, :1])
+    with pytest.raises(ValueError, match="both"):
+        pixel_roc_auc(np.zeros((1, 2, 2)), np.zeros((1, 2, 2)))
+    with pytest.raises(ValueError, match="average"):
+        pixel_roc_auc(masks, maps, average="macro")
+
+
+def test_aupro_by_hand():
+    # One image, two regions of different sizes and 4 normal pixels.
+    masks = np.array([[[1, 1, 0, 0], [0, 0, 0, 1]]], bool)
+    maps = np.array([[[0.9, 0.2, 0.5, 0.1], [0.0, 0.3, 0.4, 0.8]]])
+    # Thresholds from the top: 0.9 -> region A half on (PRO 0.25), FPR 0;
+    # 0.8 -> region B on (PRO 0.75), FPR 0; 0.5 -> FPR 1/4, PRO 0.75; 0.4 -> 2/4.
+    # Up to FPR 0.3: area = 0.75 * 0.3 -> normalised 0.75.
+    assert aupro(masks, maps, fpr_limit=0.3) == pytest.approx(0.75)
+    # Perfect maps give 1, inverted maps give 0.
+    assert aupro(masks, masks.astype(float)) == pytest.approx(1.0)
+    assert aupro(masks, 1.0 - masks) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="fpr_limit"):
+        aupro(masks, maps, fpr_limit=0)
+
+
+def test_aupro_weights_regions_not_pixels():
+    masks = np.zeros((1, 10, 10), bool)
+    masks[0, :5, :5] = True  # a large region, found
+    masks[0, 9, 9] = True  # a one-pixel region, missed
+    maps = np.where(masks, 1.0, 0.2)  # normal pixels at 0.2
+    maps[0, 9, 9] = 0.0  # the small region scores below every normal pixel
+    # Half of the regions are found at FPR 0 -> PRO 0.5 over the whole range.
+    assert aupro(masks, maps, fpr_limit=0.3) == pytest.approx(0.5)
+
+
+def test_f1_max_matches_best_threshold():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    scores = y + rng.normal(0, 0.8, 200)
+    best, threshold = f1_max(y, scores, return_threshold=True)
+    assert best == pytest.approx(f1_score(y, scores >= threshold))
+    brute = max(f1_score(y, scores >= t) for t in np.unique(scores))
+    assert best == pytest.approx(brute)
+
+
+def test_streaming_pixel_roc_auc_is_close_to_scikit_learn():
+    rng = np.random.default_rng(0)
+    metric = PixelROCAUC()
+    all_masks, all_maps = [], []
+    for k in range(10):
+        masks = rng.uniform(size=(4, 16, 16)) < 0.1
+        # Later batches reach larger values, forcing the range to double.
+        maps = rng.gamma(2.0, 1.0 + k, size=masks.shape) + 2.0 * masks
+        metric.update(masks, maps)
+        all_masks.append(masks)
+        all_maps.append(maps)
+    exact = roc_auc_score(
+        np.concatenate(all_masks).ravel(), np.concatenate(all_maps).ravel()
+    )
+    assert abs(metric.compute() - exact) < 1e-4
+    with pytest.raises(ValueError, match=">= 0"):
+        metric.update(masks, -maps)
+
+
+def test_streaming_memory_is_flat():
+    rng = np.random.default_rng(0)
+    metric = PixelROCAUC(n_bins=4096)
+    masks = rng.uniform(size=(8, 64, 64)) < 0.05
+    maps = rng.uniform(size=masks.shape)
+    metric.update(masks, maps)  # warm up allocations
+    tracemalloc.start()
+    metric.update(masks, maps)
+    for _ in range(200):
+        metric.update(masks, maps)
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # 200 more updates of 32k pixels each: retained memory does not grow.
+    assert current < 64 * 1024
+    assert metric.counts_.sum() == 202 * masks.size  # every pixel counted
