@@ -79,9 +79,9 @@ def add_parser(commands):
         default=Path("skvqad-benchmark"),
         help="output folder (default: skvqad-benchmark)",
     )
-    bench.add_argument("--device", default="auto", help="torch device (default: auto)")
-    bench.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    bench.add_argument("--quiet", action="store_true", help="no progress output")
+    from ._cli import run_options
+
+    run_options(bench)
     return bench
 
 

@@ -50,14 +50,19 @@ def _training_options():
     group.add_argument(
         "--beta", type=float, default=0.25, help="commitment weight (default: 0.25)"
     )
-    group.add_argument(
+    run_options(group)
+    return parent
+
+
+def run_options(parser):
+    """--device, --seed and --quiet, shared by every command that trains."""
+    parser.add_argument(
         "--device",
         default="auto",
         help="torch device: auto, cpu, cuda, cuda:1 ... (default: auto)",
     )
-    group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    group.add_argument("--quiet", action="store_true", help="no progress output")
-    return parent
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def _non_negative(text):
@@ -113,13 +118,7 @@ def _parser():
     demo.add_argument(
         "--n-train", type=int, default=200, help="training tiles (default: 200)"
     )
-    demo.add_argument(
-        "--device",
-        default="auto",
-        help="torch device: auto, cpu, cuda, cuda:1 ... (default: auto)",
-    )
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    demo.add_argument("--quiet", action="store_true", help="no progress output")
+    run_options(demo)
 
     fit = commands.add_parser(
         "fit",

@@ -10,6 +10,32 @@ from ._detector import VQVAEAnomalyDetector
 __all__ = ["AlignmentMapTransformer", "SSIMAMMapTransformer", "SSIMMapTransformer"]
 
 
+_PARAMETERS = """Parameters
+    ----------
+    detector : VQVAEAnomalyDetector or None, default=None
+        The detector whose VQ-VAE makes the maps; cloned and fitted in
+        :meth:`fit` unless ``prefit``. None means ``VQVAEAnomalyDetector()``.
+        Its SSIM settings (``ssim_win_size``, ``ssim_gaussian_weights``,
+        ``ssim_dilation_size``) apply; its ``anomaly_map_type`` does not.
+    prefit : bool, default=False
+        If True, ``detector`` must already be fitted and is used as is.
+
+    Attributes
+    ----------
+    detector_ : VQVAEAnomalyDetector
+        The fitted detector.
+    map_shape_ : tuple of int
+        ``(height, width)`` of the training images and of every map.
+    n_features_in_ : int
+        Present when fitted on 2-D ``(n_samples, n_features)`` input."""
+
+
+def _with_shared_docs(cls):
+    """Fill ``{parameters}`` in a transformer's docstring (one source of text)."""
+    cls.__doc__ = cls.__doc__.replace("{parameters}", _PARAMETERS)
+    return cls
+
+
 class _MapTransformer(TransformerMixin, BaseEstimator):
     """Base: fit (or take) a detector, transform images into flattened maps."""
 
@@ -124,6 +150,7 @@ class _MapTransformer(TransformerMixin, BaseEstimator):
         return tags
 
 
+@_with_shared_docs
 class SSIMMapTransformer(_MapTransformer):
     """Images to their SM anomaly maps, ``1 - SSIM(image, reconstruction)``.
 
@@ -132,24 +159,7 @@ class SSIMMapTransformer(_MapTransformer):
     maps (Eq. 5 of Gangloff et al., 2022), flattened to one row per image so
     that any scikit-learn step can follow.
 
-    Parameters
-    ----------
-    detector : VQVAEAnomalyDetector or None, default=None
-        The detector whose VQ-VAE makes the maps; cloned and fitted in
-        :meth:`fit` unless ``prefit``. None means ``VQVAEAnomalyDetector()``.
-        Its SSIM settings (``ssim_win_size``, ``ssim_gaussian_weights``,
-        ``ssim_dilation_size``) apply; its ``anomaly_map_type`` does not.
-    prefit : bool, default=False
-        If True, ``detector`` must already be fitted and is used as is.
-
-    Attributes
-    ----------
-    detector_ : VQVAEAnomalyDetector
-        The fitted detector.
-    map_shape_ : tuple of int
-        ``(height, width)`` of the training images and of every map.
-    n_features_in_ : int
-        Present when fitted on 2-D ``(n_samples, n_features)`` input.
+    {parameters}
 
     See Also
     --------
@@ -171,51 +181,29 @@ class SSIMMapTransformer(_MapTransformer):
     _prefix = "ssim"
 
 
+@_with_shared_docs
 class AlignmentMapTransformer(_MapTransformer):
     """Images to their alignment maps, upsampled to image size and dilated.
 
     The alignment map (Eq. 6 of Gangloff et al., 2022), the squared distance
     from each encoder output to its nearest codebook vector, upsampled by the
     detector's ``upsampling`` and grey-dilated by its ``dilation_size``,
-    flattened to one row per image. Parameters and attributes as for
-    :class:`SSIMMapTransformer`.
+    flattened to one row per image.
 
-    Parameters
-    ----------
-    detector : VQVAEAnomalyDetector or None, default=None
-        As for :class:`SSIMMapTransformer`.
-    prefit : bool, default=False
-        As for :class:`SSIMMapTransformer`.
-
-    Attributes
-    ----------
-    detector_ : VQVAEAnomalyDetector
-    map_shape_ : tuple of int
-    n_features_in_ : int
+    {parameters}
     """
 
     _map_type = "am"
     _prefix = "am"
 
 
+@_with_shared_docs
 class SSIMAMMapTransformer(_MapTransformer):
     """Images to their SSIM+AM anomaly maps (Section II-C of Gangloff et al.).
 
     ``(1 - SSIM) x dilate(upsample(AM))``, flattened to one row per image.
-    Parameters and attributes as for :class:`SSIMMapTransformer`.
 
-    Parameters
-    ----------
-    detector : VQVAEAnomalyDetector or None, default=None
-        As for :class:`SSIMMapTransformer`.
-    prefit : bool, default=False
-        As for :class:`SSIMMapTransformer`.
-
-    Attributes
-    ----------
-    detector_ : VQVAEAnomalyDetector
-    map_shape_ : tuple of int
-    n_features_in_ : int
+    {parameters}
     """
 
     _map_type = "ssim+am"
