@@ -17,7 +17,6 @@ from torch.distributions import ContinuousBernoulli
 
 from ._maps import (
     _symmetric_pad,
-    alignment_map,
     grey_dilation,
     ssim_am_map,
     ssim_map,
@@ -661,7 +660,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         module = self.net_.module_
         size = batch.shape[-2:]
         output = module(self._pad(batch))
-        am = alignment_map(output.z_e, module.codebook)
+        am = output.alignment  # Eq. 6, computed once by the quantiser
         if map_type == "am":
             maps = upsample_alignment_map(
                 am,

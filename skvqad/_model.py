@@ -179,15 +179,16 @@ class VectorQuantizer(nn.Module):
         return indices, sq_distances.clamp_min(0.0)
 
     def forward(self, z_e):
-        """Quantise ``z_e`` (n, D, h, w); returns ``(z_q, indices)``.
+        """Quantise ``z_e`` (n, D, h, w); returns ``(z_q, indices, sq_distances)``.
 
         ``z_q`` (n, D, h, w) holds the selected codebook vectors ``e_{z_k}``
         themselves (with gradients to the codebook only); the straight-through
-        copy to the encoder is made by :class:`VQVAE`.
+        copy to the encoder is made by :class:`VQVAE`. ``indices`` and
+        ``sq_distances`` (n, h, w) are as returned by :meth:`nearest`.
         """
-        indices, _ = self.nearest(z_e)
+        indices, sq_distances = self.nearest(z_e)
         z_q = self.codebook(indices).movedim(-1, 1)
-        return z_q, indices
+        return z_q, indices, sq_distances
 
 
 class VQVAEOutput(NamedTuple):
@@ -203,12 +204,16 @@ class VQVAEOutput(NamedTuple):
         Selected codebook vectors (gradient flows to the codebook only).
     indices : torch.Tensor of shape (n, h, w), int64
         Selected codebook indices.
+    alignment : torch.Tensor of shape (n, h, w), float
+        Squared distance from ``z_e`` to its nearest codebook vector: the
+        alignment map of Eq. 6 of [1]_, a by-product of the quantisation.
     """
 
     logits: torch.Tensor
     z_e: torch.Tensor
     z_q: torch.Tensor
     indices: torch.Tensor
+    alignment: torch.Tensor
 
 
 class VQVAE(nn.Module):
@@ -283,14 +288,14 @@ class VQVAE(nn.Module):
         Returns
         -------
         VQVAEOutput
-            ``(logits, z_e, z_q, indices)``. The decoder sees the
+            ``(logits, z_e, z_q, indices, alignment)``. The decoder sees the
             straight-through estimate ``z_e + sg[z_q - z_e]`` [2]_, so the
             reconstruction gradient reaches the encoder unchanged.
         """
         z_e = self.encoder(x)
-        z_q, indices = self.quantizer(z_e)
+        z_q, indices, alignment = self.quantizer(z_e)
         z_st = z_e + (z_q - z_e).detach()
-        return VQVAEOutput(self.decoder(z_st), z_e, z_q, indices)
+        return VQVAEOutput(self.decoder(z_st), z_e, z_q, indices, alignment)
 
 
 def vq_vae_loss_terms(logits, x, z_e, z_q):

@@ -1,10 +1,11 @@
 """Cross-validation and scoring for one-class (normal-only) training."""
 
 import numpy as np
-from sklearn.metrics import make_scorer, roc_auc_score
+from sklearn.metrics import make_scorer
 from sklearn.model_selection import KFold
 from sklearn.model_selection._split import BaseCrossValidator
-from sklearn.utils.validation import check_array
+
+from .metrics import image_roc_auc, pixel_roc_auc
 
 __all__ = [
     "OneClassKFold",
@@ -131,21 +132,16 @@ class OneClassKFold(BaseCrossValidator):
 
 def _image_roc_auc(y_true, normality):
     # score_samples is higher for normal images; y_true marks anomalies.
-    return roc_auc_score(_image_labels(y_true), -np.asarray(normality))
+    return image_roc_auc(_image_labels(y_true), normality, greater_is_anomalous=False)
 
 
 def _pixel_roc_auc(masks, maps):
     masks = np.asarray(masks)
     if masks.ndim == 4 and masks.shape[-1] == 1:
         masks = masks[..., 0]
-    maps = np.asarray(maps)
-    if masks.shape != maps.shape:
-        raise ValueError(
-            f"masks have shape {masks.shape} but the anomaly maps {maps.shape}; "
-            "y must be masks (n_samples, height, width) matching the images."
-        )
-    check_array(masks.reshape(len(masks), -1), dtype=None)  # NaN, inf, dtype
-    return roc_auc_score(masks.ravel() > 0, maps.ravel())
+    if masks.dtype.kind in "biu":  # 0/255 masks count as binary here
+        masks = masks > 0
+    return pixel_roc_auc(masks, maps)
 
 
 #: Image ROC-AUC of a fitted detector: ``scorer(estimator, X, y)`` with ``y``

@@ -48,7 +48,8 @@ class VQVAENet(NeuralNet):
         Parameters
         ----------
         y_pred : VQVAEOutput
-            ``(logits, z_e, z_q, indices)`` from :meth:`skvqad.VQVAE.forward`.
+            ``(logits, z_e, z_q, indices, alignment)`` from
+            :meth:`skvqad.VQVAE.forward`.
         y_true : ignored
             skorch's placeholder target.
         X : torch.Tensor of shape (n, C, H, W), float32

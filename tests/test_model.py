@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from skvqad import VQVAE, VQVAELoss, vq_vae_loss_terms
+from skvqad import VQVAE, VQVAELoss, alignment_map, vq_vae_loss_terms
 from skvqad._model import VectorQuantizer
 
 
@@ -25,6 +25,8 @@ def test_shapes(n_downsampling):
     assert out.z_e.shape == (2, 5, 32 // s, 24 // s)
     assert out.z_q.shape == out.z_e.shape
     assert out.indices.shape == (2, 32 // s, 24 // s)
+    # The quantiser's by-product is exactly the public alignment map (Eq. 6).
+    torch.testing.assert_close(out.alignment, alignment_map(out.z_e, model.codebook))
     assert model.codebook.shape == (10, 5)
 
 
@@ -54,7 +56,7 @@ def test_nearest_code_and_its_distance():
 
 def test_alignment_term_moves_only_the_selected_code():
     quantizer, z_e = _one_vector_two_codes()
-    z_q, _ = quantizer(z_e)
+    z_q, _, _ = quantizer(z_e)
     logits = torch.zeros(1, 1, 2, 2)
     _, alignment, _ = vq_vae_loss_terms(logits, torch.full((1, 1, 2, 2), 0.5), z_e, z_q)
     alignment.backward()
@@ -67,7 +69,7 @@ def test_alignment_term_moves_only_the_selected_code():
 
 def test_commitment_term_moves_only_the_encoder():
     quantizer, z_e = _one_vector_two_codes()
-    z_q, _ = quantizer(z_e)
+    z_q, _, _ = quantizer(z_e)
     logits = torch.zeros(1, 1, 2, 2)
     _, _, commitment = vq_vae_loss_terms(
         logits, torch.full((1, 1, 2, 2), 0.5), z_e, z_q
@@ -83,7 +85,7 @@ def test_commitment_term_moves_only_the_encoder():
 
 def test_full_loss_gradients_with_beta():
     quantizer, z_e = _one_vector_two_codes()
-    z_q, _ = quantizer(z_e)
+    z_q, _, _ = quantizer(z_e)
     logits = torch.zeros(1, 1, 2, 2, requires_grad=True)
     x = torch.full((1, 1, 2, 2), 0.5)
     loss = VQVAELoss(beta=0.25)(logits, x, z_e, z_q)
@@ -110,7 +112,7 @@ def test_straight_through_copies_decoder_gradient_to_encoder():
     )
     x = torch.rand(1, 1, 4, 4)
     z_e = model.encoder(x).detach().requires_grad_(True)
-    z_q, _ = model.quantizer(z_e)
+    z_q, _, _ = model.quantizer(z_e)
     z_st = z_e + (z_q - z_e).detach()
     weights = torch.randn_like(z_st)
     (z_st * weights).sum().backward()
