@@ -1,10 +1,13 @@
 """``skvqad benchmark``: the paper's protocols, with its tables' numbers beside ours."""
 
+import argparse
+import ast
 import json
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .metrics import aupro, f1_max, image_roc_auc, pixel_roc_auc
 
@@ -44,6 +47,53 @@ PROTOCOLS = {
 }  # fmt: skip
 
 
+#: Post-processing variants of the ablation (``--ablation``): one factor at a
+#: time, each value evaluated on the same trained network.
+MAP_FACTORS = {
+    "SSIM window": [
+        ("Gaussian 11", dict(ssim_win_size=11, ssim_gaussian_weights=True)),
+        ("uniform 15", dict(ssim_win_size=15, ssim_gaussian_weights=False)),
+    ],
+    "SSIM constants": [
+        ("K=(0.01, 0.03)", dict(ssim_k1=0.01, ssim_k2=0.03)),
+        ("c=(0.01, 0.03) as printed", dict(ssim_k1=0.1, ssim_k2=0.03**0.5)),
+    ],
+    "reconstruction": [
+        ("CB mean", dict(reconstruction="mean")),
+        ("CB parameter", dict(reconstruction="probs")),
+    ],
+    "AM upsampling": [
+        ("nearest", dict(upsampling="nearest")),
+        ("bilinear", dict(upsampling="bilinear")),
+    ],
+    "AM dilation": [(f"{k}", dict(dilation_size=k)) for k in (1, 3, 7, 15)],
+    "AM normalisation": [
+        ("none", dict(alignment_normalization=None)),
+        ("per code", dict(alignment_normalization="per_code")),
+    ],
+}
+_MAP_TYPES = ("ssim", "am", "ssim+am")
+
+
+def _parse_param(text):
+    """``NAME=VALUE`` of ``--param``; VALUE read as a Python literal if it is one."""
+    from . import VQVAEAnomalyDetector
+
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    known = VQVAEAnomalyDetector().get_params()
+    if name not in known or name in ("device", "random_state", "verbose"):
+        raise argparse.ArgumentTypeError(
+            f"unknown detector parameter {name!r} (use --device/--seed for those)"
+        )
+    try:
+        value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        pass  # a plain string such as ema or per_code
+    return name, value
+
+
 def add_parser(commands):
     """Register the ``benchmark`` subcommand."""
     bench = commands.add_parser(
@@ -73,6 +123,22 @@ def add_parser(commands):
         "--quick", action="store_true", help="small model and fewer epochs, for a CPU"
     )
     bench.add_argument("--max-epochs", type=int, help="override the epochs")
+    bench.add_argument(
+        "--param",
+        action="append",
+        type=_parse_param,
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a VQVAEAnomalyDetector parameter, e.g. --param beta=1.0 "
+        "--param codebook_update=ema (repeatable; after the protocol's settings)",
+    )
+    bench.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also evaluate every post-processing variant (SSIM window and "
+        "constants, reconstruction, AM upsampling, dilation and normalisation, "
+        "score pooling) on each trained network; writes ablation.md",
+    )
     bench.add_argument(
         "--output-dir",
         type=Path,
@@ -122,16 +188,23 @@ def _paper(dataset, name):
     return None  # a folder data set is not in the paper
 
 
+def _pool(maps, how):
+    if how == "max":
+        return maps.max(axis=(1, 2)).astype(np.float64)
+    return maps.mean(axis=(1, 2), dtype=np.float64)
+
+
 def _evaluate(detector, data, dataset):
     """Every figure for the SSIM and SSIM+AM maps of one data set."""
     figures = {}
     # UCSD: only the clips with pixel ground truth are evaluated.
     keep = data.has_mask if dataset == "ucsd" else slice(None)
+    configured = detector.anomaly_map_type
     for map_type in ("ssim", "ssim+am"):
         detector.set_params(anomaly_map_type=map_type)
         all_maps = detector.anomaly_map(data.X_test)
         maps, y = all_maps[keep], data.y_test[keep]
-        scores = maps.mean(axis=(1, 2), dtype=np.float64)
+        scores = _pool(maps, detector.score_pooling)
         result = {"image ROC-AUC": image_roc_auc(y, scores)}
         if dataset != "cifar10":
             masks = data.masks_test[keep]
@@ -144,7 +217,78 @@ def _evaluate(detector, data, dataset):
                 "pixel F1-max": f1_max(masks, maps),
             }
         figures[map_type] = result
+    detector.set_params(anomaly_map_type=configured)
     return figures, all_maps
+
+
+def _map_variants(detector):
+    """(factor, label, params, is_configured) for every ablation variant."""
+    current = detector.get_params()
+    variants = []
+    for factor, values in MAP_FACTORS.items():
+        for label, params in values:
+            same = all(
+                np.isclose(current[k], v) if isinstance(v, float) else current[k] == v
+                for k, v in params.items()
+            )
+            variants.append((factor, label, params, same))
+    return variants
+
+
+def _ablation(detector, data, dataset):
+    """Headline figures of every post-processing variant, one forward pass a batch.
+
+    Returns ``{factor: {label: {map type: {metric: value}}, ...}}``; the
+    configured value of each factor is marked with ``"configured": True``.
+    """
+    keep = data.has_mask if dataset == "ucsd" else slice(None)
+    images = detector._validate_images(data.X_test, reset=False)
+    variants = _map_variants(detector)
+    restore = {k: detector.get_params()[k] for _, _, p, _ in variants for k in p}
+    pixel = dataset != "cifar10"
+    n, height, width = images.shape[:3]
+    store = {
+        (i, mt): (
+            np.empty((n, height, width), np.float32) if pixel else None,
+            np.empty(n),
+            np.empty(n),
+        )
+        for i in range(len(variants))
+        for mt in _MAP_TYPES
+    }
+    try:
+        for batch_slice, batch in detector._iter_batches(images):
+            with torch.no_grad():
+                output = detector.net_.module_(detector._pad(batch))
+                for i, (_, _, params, _) in enumerate(variants):
+                    detector.set_params(**restore)
+                    detector.set_params(**params)
+                    for mt in _MAP_TYPES:
+                        maps = detector._maps_of_output(batch, output, mt)
+                        full, mean, peak = store[i, mt]
+                        if pixel:
+                            full[batch_slice] = maps.cpu().numpy()
+                        mean[batch_slice] = maps.mean(dim=(1, 2)).double().cpu()
+                        peak[batch_slice] = maps.amax(dim=(1, 2)).double().cpu()
+    finally:
+        detector.set_params(**restore)
+    y = data.y_test[keep]
+    table = {}
+    for i, (factor, label, _, same) in enumerate(variants):
+        row = {"configured": same}
+        for mt in _MAP_TYPES:
+            full, mean, peak = store[i, mt]
+            figures = {
+                "image ROC-AUC": image_roc_auc(y, mean[keep]),
+                "image ROC-AUC (max)": image_roc_auc(y, peak[keep]),
+            }
+            if pixel:
+                figures["pixel ROC-AUC (pooled)"] = pixel_roc_auc(
+                    data.masks_test[keep], full[keep]
+                )
+            row[mt] = figures
+        table.setdefault(factor, {})[label] = row
+    return table
 
 
 def run(args):
@@ -156,6 +300,10 @@ def run(args):
     model = QUICK_MODEL if args.quick else FULL_MODEL
     epochs = args.max_epochs or protocol["epochs"][1 if args.quick else 0]
     settings = {k: v for k, v in protocol.items() if k not in ("epochs", "image_size")}
+    model = {**model, **{k: v for k, v in args.param if k in model}}
+    settings |= {k: v for k, v in args.param if k not in model}
+    if "max_epochs" in settings:
+        epochs = settings.pop("max_epochs")
     out = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
     report = {"dataset": args.dataset, "quick": args.quick,
@@ -171,10 +319,16 @@ def run(args):
         detector.fit(data.X_train)
         seconds = round(time.perf_counter() - start, 1)
         figures, maps = _evaluate(detector, data, args.dataset)
+        if args.ablation:
+            report.setdefault("ablation", {})[name] = _ablation(
+                detector, data, args.dataset
+            )
         report["device"] = str(detector.net_.device)
         report["results"][name] = {
             "n_train": len(data.X_train), "n_test": len(data.X_test),
             "fit_seconds": seconds, "codebook_usage": detector.codebook_usage_,
+            "final_train_loss": detector.net_.history[-1, "train_loss"],
+            "final_perplexity": detector.net_.history[-1, "perplexity"],
             "paper": _paper(args.dataset, name), **figures,
         }  # fmt: skip
         if args.dataset != "cifar10":
@@ -185,8 +339,39 @@ def run(args):
     table = markdown(report)
     (out / "benchmark.md").write_text(table)
     print(table)
+    if args.ablation:
+        (out / "ablation.md").write_text(ablation_markdown(report))
+        print(f"wrote {out / 'ablation.md'}")
     print(f"wrote {out / 'benchmark.md'} and {out / 'benchmark.json'}")
     return 0
+
+
+def ablation_markdown(report):
+    """One table per category: variants as rows, SSIM / AM / SSIM+AM columns."""
+    pixel = report["dataset"] != "cifar10"
+    metric = "pixel ROC-AUC (pooled)" if pixel else "image ROC-AUC"
+    lines = []
+    for name, factors in report["ablation"].items():
+        lines += [
+            f"Post-processing ablation, {report['dataset']} {name} ({metric}; "
+            "image ROC-AUC with mean and max pooling of the SSIM+AM map); "
+            "* = configured",
+            "",
+            "| Factor | Value | SSIM | AM | SSIM+AM | image SSIM+AM (mean) "
+            "| image SSIM+AM (max) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for factor, rows in factors.items():
+            for label, row in rows.items():
+                mark = " *" if row["configured"] else ""
+                values = " | ".join(f"{row[mt][metric]:.3f}" for mt in _MAP_TYPES)
+                lines.append(
+                    f"| {factor} | {label}{mark} | {values} "
+                    f"| {row['ssim+am']['image ROC-AUC']:.3f} "
+                    f"| {row['ssim+am']['image ROC-AUC (max)']:.3f} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
 
 
 def markdown(report):

@@ -150,13 +150,45 @@ class VectorQuantizer(nn.Module):
     """Codebook of ``M`` vectors in ``R^D`` and nearest-vector lookup (Eq. 2 of [1]_).
 
     The codebook is initialised uniformly in ``[-1/M, 1/M]`` as in [2]_.
+
+    Parameters
+    ----------
+    n_embeddings : int
+        Codebook size ``M``, >= 1.
+    embedding_dim : int
+        Codebook vector dimension ``D``, >= 1.
+    ema_decay : float in (0, 1) or None, default=None
+        None: the codebook is a parameter trained by the alignment term of
+        the loss (Eq. 4 of [1]_). A float: the codebook is instead updated in
+        training mode as an exponential moving average of the encoder outputs
+        assigned to each vector ([2]_, Appendix A.1; 0.99 there), with Laplace
+        smoothing of the counts, and receives no gradient.
+
+    Attributes
+    ----------
+    epoch_counts : torch.Tensor of shape (M,), float32
+        Selections of each vector since the last :meth:`restart_dead_codes`
+        (training mode only).
+    code_alignment : torch.Tensor of shape (M,), float32
+        Typical squared distance of normal encoder outputs to each vector,
+        > 0; ones until set (the detector sets it after training, from the
+        training images). Saved with the module's parameters.
     """
 
-    def __init__(self, n_embeddings, embedding_dim):
+    def __init__(self, n_embeddings, embedding_dim, ema_decay=None):
         super().__init__()
         self.codebook = nn.Embedding(n_embeddings, embedding_dim)
         bound = 1.0 / n_embeddings
         nn.init.uniform_(self.codebook.weight, -bound, bound)
+        self.ema_decay = ema_decay
+        self.register_buffer("epoch_counts", torch.zeros(n_embeddings))
+        self.register_buffer("code_alignment", torch.ones(n_embeddings))
+        if ema_decay is not None:
+            self.codebook.weight.requires_grad_(False)
+            # Counts start at 1 so that an unused vector keeps its initial value.
+            self.register_buffer("ema_counts", torch.ones(n_embeddings))
+            self.register_buffer("ema_sums", self.codebook.weight.detach().clone())
+        self._last_z_e = None
 
     def nearest(self, z_e):
         """Index of, and squared distance to, the nearest codebook vector.
@@ -184,11 +216,68 @@ class VectorQuantizer(nn.Module):
         ``z_q`` (n, D, h, w) holds the selected codebook vectors ``e_{z_k}``
         themselves (with gradients to the codebook only); the straight-through
         copy to the encoder is made by :class:`VQVAE`. ``indices`` and
-        ``sq_distances`` (n, h, w) are as returned by :meth:`nearest`.
+        ``sq_distances`` (n, h, w) are as returned by :meth:`nearest`. In
+        training mode the selections are counted and, with ``ema_decay``, the
+        codebook is updated after ``z_q`` is taken.
         """
         indices, sq_distances = self.nearest(z_e)
         z_q = self.codebook(indices).movedim(-1, 1)
+        if self.training:
+            with torch.no_grad():
+                self._record(z_e, indices)
         return z_q, indices, sq_distances
+
+    def _record(self, z_e, indices):
+        flat = z_e.detach().movedim(1, -1).reshape(-1, z_e.shape[1])
+        idx = indices.reshape(-1)
+        counts = torch.bincount(idx, minlength=self.epoch_counts.numel())
+        counts = counts.to(self.epoch_counts.dtype)
+        self.epoch_counts += counts
+        self._last_z_e = flat
+        if self.ema_decay is None:
+            return
+        decay = float(self.ema_decay)
+        sums = torch.zeros_like(self.ema_sums).index_add_(0, idx, flat.float())
+        self.ema_counts.mul_(decay).add_(counts, alpha=1.0 - decay)
+        self.ema_sums.mul_(decay).add_(sums, alpha=1.0 - decay)
+        total = self.ema_counts.sum()
+        eps = 1e-5
+        smoothed = (
+            (self.ema_counts + eps) / (total + eps * self.ema_counts.numel()) * total
+        )
+        self.codebook.weight.copy_(self.ema_sums / smoothed[:, None])
+
+    @torch.no_grad()
+    def restart_dead_codes(self, generator=None):
+        """Move vectors not selected since the last call onto encoder outputs.
+
+        Each codebook vector with a zero count in :attr:`epoch_counts` is set
+        to an encoder output drawn at random from the last training batch
+        (the "random restart" of Dhariwal et al., 2020, Jukebox, Sec. 3.2;
+        Zeghidour et al., 2021, SoundStream). Counts are then reset.
+
+        Parameters
+        ----------
+        generator : torch.Generator or None
+            CPU generator for the draws (reproducible restarts).
+
+        Returns
+        -------
+        int
+            Number of vectors restarted.
+        """
+        dead = torch.nonzero(self.epoch_counts == 0).reshape(-1)
+        self.epoch_counts.zero_()
+        if dead.numel() == 0 or self._last_z_e is None:
+            return 0
+        pool = self._last_z_e
+        picks = torch.randint(pool.shape[0], (dead.numel(),), generator=generator)
+        new = pool[picks.to(pool.device)].to(self.codebook.weight.dtype)
+        self.codebook.weight[dead] = new
+        if self.ema_decay is not None:
+            self.ema_sums[dead] = new
+            self.ema_counts[dead] = 1.0
+        return int(dead.numel())
 
 
 class VQVAEOutput(NamedTuple):
@@ -239,6 +328,9 @@ class VQVAE(nn.Module):
         2 for 32x32 and 128x128 images.
     n_residual_layers : int, default=3
         Residual layers in the encoder and in the decoder.
+    ema_decay : float in (0, 1) or None, default=None
+        Passed to :class:`VectorQuantizer`: None trains the codebook by the
+        loss, a float by exponential moving averages.
 
     Notes
     -----
@@ -254,6 +346,7 @@ class VQVAE(nn.Module):
         embedding_dim=256,
         n_downsampling=3,
         n_residual_layers=3,
+        ema_decay=None,
     ):
         super().__init__()
         self.n_downsampling = n_downsampling
@@ -264,7 +357,7 @@ class VQVAE(nn.Module):
             n_downsampling,
             n_residual_layers,
         )
-        self.quantizer = VectorQuantizer(n_embeddings, embedding_dim)
+        self.quantizer = VectorQuantizer(n_embeddings, embedding_dim, ema_decay)
         self.decoder = Decoder(
             in_channels,
             hidden_channels,

@@ -2,10 +2,14 @@
 
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import PassthroughScoring
+from skorch.callbacks import Callback, PassthroughScoring
+from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
 __all__ = ["VQVAENet"]
+
+#: Values of ``VQVAENet(augment=...)``.
+AUGMENTATIONS = (None, "hflip", "flips")
 
 
 class VQVAENet(NeuralNet):
@@ -25,10 +29,25 @@ class VQVAENet(NeuralNet):
 
     Parameters
     ----------
-    module, criterion, **kwargs
+    module, criterion
         As for :class:`skorch.NeuralNet`; ``criterion`` is called as
         ``criterion(logits, x, z_e, z_q)``.
+    augment : {None, "hflip", "flips"}, default=None
+        Random flips of each training image, drawn independently per image
+        with probability 1/2 on the device, batched: ``"hflip"`` left-right
+        only, ``"flips"`` left-right and up-down.
+    augment_seed : int, default=0
+        Seed of the private CPU generator that draws the flips.
+    **kwargs
+        As for :class:`skorch.NeuralNet`.
     """
+
+    def __init__(
+        self, module, criterion, *args, augment=None, augment_seed=0, **kwargs
+    ):
+        super().__init__(module, criterion, *args, **kwargs)
+        self.augment = augment
+        self.augment_seed = augment_seed
 
     def get_default_callbacks(self):
         """skorch's defaults plus the per-epoch mean of the batch perplexity."""
@@ -41,6 +60,27 @@ class VQVAENet(NeuralNet):
                 ),
             ),
         ]
+
+    def train_step_single(self, batch, **fit_params):
+        """skorch's training step, on a randomly flipped batch if ``augment``."""
+        if self.augment is None:
+            return super().train_step_single(batch, **fit_params)
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(
+                f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}"
+            )
+        Xi, yi = unpack_data(batch)
+        x = to_tensor(Xi, device=self.device)
+        generator = getattr(self, "augment_generator_", None)
+        if generator is None:
+            generator = torch.Generator().manual_seed(int(self.augment_seed))
+            self.augment_generator_ = generator
+        axes = (-1,) if self.augment == "hflip" else (-1, -2)
+        for axis in axes:
+            flip = torch.rand(x.shape[0], generator=generator) < 0.5
+            flip = flip.to(x.device).view(-1, *([1] * (x.ndim - 1)))
+            x = torch.where(flip, x.flip(axis), x)
+        return super().train_step_single((x, yi), **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Loss of a batch from the module output ``y_pred`` and the input ``X``.
@@ -90,3 +130,39 @@ def codebook_perplexity(indices, n_embeddings):
     p = counts / counts.sum()
     entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
     return float(torch.exp(entropy))
+
+
+class DeadCodeRestart(Callback):
+    """Restart codebook vectors left unused for an epoch (skorch callback).
+
+    At the end of every epoch but the last, calls
+    :meth:`skvqad.VectorQuantizer.restart_dead_codes` on the module's
+    quantiser, and records the number of vectors restarted in the history
+    column ``restarted_codes``.
+
+    Parameters
+    ----------
+    seed : int, default=0
+        Seed of the private CPU generator that picks the encoder outputs.
+    """
+
+    def __init__(self, seed=0):
+        self.seed = seed
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.generator_ = torch.Generator().manual_seed(int(self.seed))
+        self.max_epochs_ = len(net.history) + int(net.max_epochs)
+
+    def on_epoch_end(self, net, **kwargs):
+        quantizer = net.module_.quantizer
+        if len(net.history) >= self.max_epochs_:
+            quantizer.epoch_counts.zero_()
+            net.history.record("restarted_codes", 0)
+            return
+        net.history.record(
+            "restarted_codes", quantizer.restart_dead_codes(self.generator_)
+        )
+
+    def on_train_end(self, net, **kwargs):
+        net.module_.quantizer._last_z_e = None
+        self.generator_ = None

@@ -102,3 +102,48 @@ def test_markdown_mean_row():
     }  # fmt: skip
     table = markdown(report)
     assert "| Mean | 0.600 | 0.700 |" in table
+
+
+def test_params_and_ablation(tmp_path, small_protocols):
+    _mvtec_category(tmp_path / "data" / "grid")
+    params = ["beta=1.0", "codebook_update=loss", "alignment_normalization=None",
+              "batch_size=2"]  # fmt: skip
+    argv = ["mvtec", "--root", str(tmp_path / "data"), "--ablation"]
+    for param in params:
+        argv += ["--param", param]
+    assert _run(argv, tmp_path / "out") == 0
+    report = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    assert report["settings"]["beta"] == 1.0
+    assert report["settings"]["codebook_update"] == "loss"
+    assert report["settings"]["alignment_normalization"] is None
+    assert report["model"]["batch_size"] == 2
+    factors = report["ablation"]["grid"]
+    assert factors["AM normalisation"]["none"]["configured"] is True
+    assert factors["AM normalisation"]["per code"]["configured"] is False
+    assert factors["AM dilation"]["7"]["configured"] is True  # the protocol's
+    configured = factors["AM dilation"]["7"]
+    # The configured variant reproduces the main table's figures.
+    for map_type in ("ssim", "ssim+am"):
+        assert configured[map_type]["pixel ROC-AUC (pooled)"] == pytest.approx(
+            report["results"]["grid"][map_type]["pixel ROC-AUC (pooled)"], abs=1e-6
+        )
+    # SSIM does not depend on the AM's settings; the AM does.
+    dilations = factors["AM dilation"]
+    assert (
+        len({round(r["ssim"]["pixel ROC-AUC (pooled)"], 9) for r in dilations.values()})
+        == 1
+    )
+    table = (tmp_path / "out" / "ablation.md").read_text()
+    assert "| AM normalisation | none * |" in table
+
+
+@pytest.mark.parametrize(
+    "param, message",
+    [("nonsense=1", "unknown detector parameter"), ("beta", "NAME=VALUE"),
+     ("device=cuda", "unknown detector parameter")],
+)  # fmt: skip
+def test_bad_param_is_a_usage_error(param, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", "mvtec", "--root", str(tmp_path), "--param", param])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

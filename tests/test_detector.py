@@ -350,3 +350,99 @@ def test_network_parameters_save_and_load(fitted_grey, grey_images, tmp_path):
     np.testing.assert_array_equal(
         other.anomaly_map(grey_images[:2]), fitted_grey.anomaly_map(grey_images[:2])
     )
+
+
+def _forward(detector, images):
+    x = torch.from_numpy(np.asarray(images, np.float32)[:, None])
+    detector.net_.module_.eval()
+    with torch.no_grad():
+        return detector.net_.module_(x)
+
+
+def test_code_alignment_is_the_mean_training_am_per_code(fitted_grey, grey_images):
+    out = _forward(fitted_grey, grey_images)
+    idx, am = out.indices.reshape(-1), out.alignment.reshape(-1).double()
+    expected = np.full(TINY["n_embeddings"], float(am.mean()))
+    for code in idx.unique().tolist():
+        expected[code] = float(am[idx == code].mean())
+    np.testing.assert_allclose(fitted_grey.code_alignment_, expected, rtol=1e-5)
+    assert fitted_grey.codebook_usage_ == pytest.approx(
+        len(idx.unique()) / TINY["n_embeddings"]
+    )
+
+
+def test_per_code_normalised_am_divides_by_the_code_means(fitted_grey, grey_images):
+    from skvqad import upsample_alignment_map
+
+    detector = clone(fitted_grey)
+    detector.__dict__.update(fitted_grey.__dict__)  # same fitted state
+    out = _forward(fitted_grey, grey_images[:3])
+    raw = out.alignment
+    normalised = raw / torch.from_numpy(fitted_grey.code_alignment_)[out.indices]
+    expected = {}
+    for name, am in (("per_code", normalised), (None, raw)):
+        expected[name] = upsample_alignment_map(
+            am,
+            output_size=(32, 32),
+            scale_factor=4,
+            upsampling="nearest",
+            dilation_size=TINY["dilation_size"],
+        ).numpy()
+    for name in ("per_code", None):
+        detector.set_params(anomaly_map_type="am", alignment_normalization=name)
+        np.testing.assert_allclose(
+            detector.anomaly_map(grey_images[:3]), expected[name], rtol=1e-5
+        )
+    assert not np.allclose(expected["per_code"], expected[None])
+
+
+def test_reconstruction_probs_is_the_sigmoid_of_the_logits(fitted_grey, grey_images):
+    detector = clone(fitted_grey)
+    detector.__dict__.update(fitted_grey.__dict__)
+    detector.set_params(reconstruction="probs")
+    logits = _forward(fitted_grey, grey_images[:2]).logits
+    np.testing.assert_allclose(
+        detector.reconstruct(grey_images[:2])[..., 0],
+        torch.sigmoid(logits)[:, 0].numpy(),
+        rtol=1e-6,
+    )
+    mean = fitted_grey.reconstruct(grey_images[:2])
+    assert not np.allclose(mean, detector.reconstruct(grey_images[:2]))
+
+
+def test_max_pooling_and_ssim_constants(fitted_grey, grey_images):
+    detector = clone(fitted_grey)
+    detector.__dict__.update(fitted_grey.__dict__)
+    detector.set_params(score_pooling="max")
+    maps = detector.anomaly_map(grey_images[:4])
+    np.testing.assert_allclose(
+        detector.score_samples(grey_images[:4]), -maps.max(axis=(1, 2)), rtol=1e-6
+    )
+    detector.set_params(anomaly_map_type="ssim", ssim_k1=0.1, ssim_k2=0.2)
+    x = torch.from_numpy(grey_images[:2, None])
+    recon = torch.from_numpy(detector.reconstruct(grey_images[:2])).movedim(-1, 1)
+    expected = 1 - ssim_map(x, recon, data_range=1.0, K1=0.1, K2=0.2)
+    np.testing.assert_allclose(
+        detector.anomaly_map(grey_images[:2]), expected.numpy(), atol=1e-5
+    )
+
+
+def test_paper_training_settings_use_the_loss_and_keep_unused_codes(grey_images):
+    paper = dict(codebook_update="loss", restart_dead_codes=False, augment=None)
+    detector = VQVAEAnomalyDetector(**{**TINY, **paper}).fit(grey_images)
+    assert detector.net_.module_.quantizer.codebook.weight.requires_grad
+    assert "restarted_codes" not in detector.net_.history[-1]
+    default = VQVAEAnomalyDetector(**TINY).fit(grey_images)
+    assert not default.net_.module_.quantizer.codebook.weight.requires_grad
+    assert "restarted_codes" in default.net_.history[-1]
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [("codebook_update", "ema2"), ("augment", "rot90"), ("reconstruction", "mode"),
+     ("alignment_normalization", "global"), ("score_pooling", "median"),
+     ("ssim_k1", 0.0), ("restart_dead_codes", "yes")],
+)  # fmt: skip
+def test_new_parameters_are_validated(param, value, grey_images):
+    with pytest.raises(ValueError, match=param):
+        VQVAEAnomalyDetector(**{**TINY, param: value}).fit(grey_images)

@@ -141,3 +141,59 @@ def test_loss_finite_near_lambda_one_half():
     nll.backward()
     assert torch.isfinite(nll)
     assert torch.isfinite(logits.grad).all()
+
+
+def test_ema_update_by_hand():
+    """One training step of decay 0.5 from counts 1 and sums = the codes."""
+    quantizer = VectorQuantizer(n_embeddings=2, embedding_dim=2, ema_decay=0.5)
+    with torch.no_grad():
+        quantizer.codebook.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
+        quantizer.ema_sums.copy_(quantizer.codebook.weight)
+    assert not quantizer.codebook.weight.requires_grad
+    # Two vectors select e1 = (1, 1): (1, 2) and (2, 1); none selects e0.
+    z_e = torch.tensor([[1.0, 2.0], [2.0, 1.0]]).t().reshape(1, 2, 1, 2)
+    quantizer.train()
+    z_q, indices, _ = quantizer(z_e)
+    assert indices.tolist() == [[[1, 1]]]
+    # z_q is taken before the update.
+    torch.testing.assert_close(z_q, torch.ones(1, 2, 1, 2))
+    # counts: e0 0.5, e1 0.5 * 1 + 0.5 * 2 = 1.5; sums: e0 (0, 0),
+    # e1 0.5 * (1, 1) + 0.5 * (3, 3) = (2, 2). Laplace smoothing (eps 1e-5)
+    # barely moves e1 = (2, 2) / 1.5.
+    torch.testing.assert_close(quantizer.ema_counts, torch.tensor([0.5, 1.5]))
+    torch.testing.assert_close(
+        quantizer.codebook.weight,
+        torch.tensor([[0.0, 0.0], [4 / 3, 4 / 3]]),
+        atol=1e-4,
+        rtol=0,
+    )
+    torch.testing.assert_close(quantizer.epoch_counts, torch.tensor([0.0, 2.0]))
+    # Evaluation mode changes nothing.
+    quantizer.eval()
+    before = quantizer.codebook.weight.clone()
+    quantizer(z_e)
+    torch.testing.assert_close(quantizer.codebook.weight, before)
+    torch.testing.assert_close(quantizer.epoch_counts, torch.tensor([0.0, 2.0]))
+
+
+@pytest.mark.parametrize("ema_decay", [None, 0.99])
+def test_restart_moves_unused_codes_onto_encoder_outputs(ema_decay):
+    torch.manual_seed(0)
+    quantizer = VectorQuantizer(n_embeddings=4, embedding_dim=3, ema_decay=ema_decay)
+    with torch.no_grad():
+        quantizer.codebook.weight.copy_(torch.eye(4, 3) * 10)
+    quantizer.train()
+    z_e = torch.tensor([[10.0, 0.0, 0.0], [9.0, 1.0, 0.0]]).t().reshape(1, 3, 1, 2)
+    quantizer(z_e)  # both select code 0; codes 1, 2, 3 are unused
+    generator = torch.Generator().manual_seed(0)
+    assert quantizer.restart_dead_codes(generator) == 3
+    weight = quantizer.codebook.weight
+    pool = z_e.reshape(3, 2).t()
+    if ema_decay is None:  # the loss-trained code 0 is left as it was
+        torch.testing.assert_close(weight[0], torch.tensor([10.0, 0.0, 0.0]))
+    for code in (1, 2, 3):
+        assert any(torch.equal(weight[code], row) for row in pool)
+    assert torch.all(quantizer.epoch_counts == 0)
+    if ema_decay is not None:
+        torch.testing.assert_close(quantizer.ema_sums[1:], weight[1:])
+        torch.testing.assert_close(quantizer.ema_counts[1:], torch.ones(3))

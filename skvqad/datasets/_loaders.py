@@ -278,9 +278,10 @@ def _cifar_batches(folder, names):
     return np.concatenate(images).transpose(0, 2, 3, 1), np.concatenate(labels)
 
 
-def _cifar_folders(root, split, n_jobs):
+def _cifar_folders(root, split, n_jobs, classes=range(len(CIFAR10_CLASSES))):
     images, labels = [], []
-    for k, name in enumerate(CIFAR10_CLASSES):
+    for k in classes:
+        name = CIFAR10_CLASSES[k]
         paths = list_images(root / split / name, what=f"CIFAR-10 {split}/{name}")
         images.append(read_images(paths, color="rgb", n_jobs=n_jobs))
         labels.append(np.full(len(paths), k))
@@ -330,9 +331,8 @@ def load_cifar10_one_vs_rest(root, normal_class, *, n_jobs=None):
             X_te.astype(np.float32) / 255,
         )
     elif (root / "train").is_dir() and (root / "test").is_dir():
-        X_tr, y_tr = _cifar_folders(root, "train", n_jobs)
+        X_tr, _ = _cifar_folders(root, "train", n_jobs, classes=[k])
         X_te, y_te = _cifar_folders(root, "test", n_jobs)
-        X_tr = X_tr[y_tr == k]
     else:
         raise FileNotFoundError(
             f"no CIFAR-10 under {root}: expected cifar-10-batches-py/ (python "
