@@ -83,10 +83,12 @@ def _parse_param(text):
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     known = VQVAEAnomalyDetector().get_params()
-    if name not in known or name in ("device", "random_state", "verbose"):
+    if name in ("device", "random_state", "verbose"):
         raise argparse.ArgumentTypeError(
-            f"unknown detector parameter {name!r} (use --device/--seed for those)"
+            f"{name!r} is set with --device, --seed or --quiet, not --param"
         )
+    if name not in known:
+        raise argparse.ArgumentTypeError(f"unknown detector parameter {name!r}")
     try:
         value = ast.literal_eval(value)
     except (ValueError, SyntaxError):
@@ -130,7 +132,9 @@ def add_parser(commands):
         default=[],
         metavar="NAME=VALUE",
         help="set a VQVAEAnomalyDetector parameter, e.g. --param beta=1.0 "
-        "--param codebook_update=ema (repeatable; after the protocol's settings)",
+        "--param codebook_update=loss --param augment=None; VALUE is read as a "
+        "Python literal (True, None, 0.5; case matters), else as a string. "
+        "Repeatable; overrides the protocol's settings, --quick and --max-epochs",
     )
     bench.add_argument(
         "--ablation",
@@ -382,7 +386,16 @@ def markdown(report):
     what = "quick CPU model" if report["quick"] else "paper's model"
     lines = [
         f"{metric}, {report['dataset']}, {what}, {report['image_size']} px, "
-        f"{report['max_epochs']} epochs, on {report.get('device', '?')}",
+        f"{report['max_epochs']} epoch(s), on {report.get('device', '?')}",
+        "",
+        "Settings: "
+        + ", ".join(
+            f"{k}={v}"
+            for k, v in {
+                **report.get("model", {}),
+                **report.get("settings", {}),
+            }.items()
+        ),
         "",
         "| Category | VQ-VAE SSIM | VQ-VAE SSIM+AM | paper SSIM | paper SSIM+AM "
         "| fit (s) |",

@@ -33,6 +33,22 @@ _GLOBAL_RNG_LOCK = threading.Lock()
 #: Bound on min-max scaled tabular values (training rows lie in [0, 1]).
 _TABULAR_CLIP = 1e3
 
+#: Parameters that change the scores of a trained network (and so ``offset_``).
+_SCORING_PARAMS = (
+    "anomaly_map_type",
+    "dilation_size",
+    "upsampling",
+    "alignment_normalization",
+    "reconstruction",
+    "ssim_win_size",
+    "ssim_gaussian_weights",
+    "ssim_k1",
+    "ssim_k2",
+    "ssim_dilation_size",
+    "score_pooling",
+    "contamination",
+)
+
 #: Parameters that change the trained network; the others only post-process.
 _TRAINING_PARAMS = (
     "n_downsampling",
@@ -292,7 +308,10 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         - offset_``.
     codebook_usage_ : float
         Fraction, in [0, 1], of the codebook vectors selected at least once
-        over the training images.
+        over the training images, in evaluation mode (batch normalisation
+        with its running statistics, as when scoring). After very short
+        trainings it can be far lower than the training ``perplexity``
+        suggests, since the running statistics lag behind the batches'.
     code_alignment_ : ndarray of shape (n_embeddings,), float32
         Mean AM (squared latent distance, > 0) of the training latent vectors
         that selected each codebook vector; the overall mean for vectors that
@@ -309,7 +328,8 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     -----
     Input images are channels last, as in scikit-image: ``(n, H, W)`` or
     ``(n, H, W, C)``. ``uint8`` values are divided by 255, ``uint16`` by
-    65535; floating values must already lie in [0, 1].
+    65535; floating values must already lie in [0, 1]. A ``torch.Tensor`` is
+    read as such an array (detached and copied to the CPU; it is not changed).
 
     A 2-D input ``(n_samples, n_features)`` is tabular data: each row becomes
     a greyscale image of height 1 and width ``n_features``, after per-feature
@@ -543,6 +563,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             )
         self.codebook_usage_ = float(used.float().mean())
         self.offset_ = self._offset_from_scores(train_scores)
+        self._offset_params = {k: _plain(getattr(self, k)) for k in _SCORING_PARAMS}
         return self
 
     def anomaly_map(self, X):
@@ -604,8 +625,34 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples,), float64
+
+        Warns
+        -----
+        UserWarning
+            If a post-processing parameter (``anomaly_map_type``,
+            ``score_pooling``, ``alignment_normalization``, ``ssim_*``, ...)
+            or ``contamination`` was changed with ``set_params`` after
+            :meth:`fit`: ``offset_`` still belongs to the scores of the fit
+            settings. Refit to update it; with ``memory=`` and an int
+            ``random_state`` the network is loaded, not retrained.
         """
+        self._warn_if_offset_is_stale()
         return self.score_samples(X) - self.offset_
+
+    def _warn_if_offset_is_stale(self):
+        fitted = getattr(self, "_offset_params", None)
+        if fitted is None:
+            return
+        changed = sorted(k for k, v in fitted.items() if _plain(getattr(self, k)) != v)
+        if changed:
+            warnings.warn(
+                f"offset_ was computed at fit time, before {', '.join(changed)} "
+                "changed; decision_function and predict compare the new scores "
+                "with the old threshold. Refit to update offset_ (with memory= "
+                "the trained network is reused).",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def predict(self, X):
         """Label each image: -1 for an anomaly, +1 for a normal image.
@@ -651,6 +698,9 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             # Post-processing parameters may have been changed by set_params.
             self._validate_params()
             self._check_ssim_win_size()
+        if isinstance(X, torch.Tensor):
+            # A tensor (on any device, maybe requiring grad) is read, not kept.
+            X = X.detach().cpu().numpy()
         if _is_tabular(X):
             images = self._validate_tabular(X, reset=reset)
         else:
@@ -845,7 +895,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         overall = sums.sum() / counts.sum()
         means = torch.where(counts > 0, sums / counts.clamp_min(1.0), overall)
         # Floor: a code whose training vectors sit exactly on it must not divide by 0.
-        floor = max(float(overall) * 1e-3, torch.finfo(torch.float32).tiny)
+        floor = max(float(overall) * 1e-3, 1e-12)
         return means.clamp_min(floor).float()
 
     def _offset_from_scores(self, scores):

@@ -140,7 +140,7 @@ def test_params_and_ablation(tmp_path, small_protocols):
 @pytest.mark.parametrize(
     "param, message",
     [("nonsense=1", "unknown detector parameter"), ("beta", "NAME=VALUE"),
-     ("device=cuda", "unknown detector parameter")],
+     ("device=cuda", "set with --device")],
 )  # fmt: skip
 def test_bad_param_is_a_usage_error(param, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:

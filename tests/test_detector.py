@@ -1,5 +1,7 @@
 """The estimator: shapes, dtypes, the outlier contract, determinism, bad input."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -446,3 +448,26 @@ def test_paper_training_settings_use_the_loss_and_keep_unused_codes(grey_images)
 def test_new_parameters_are_validated(param, value, grey_images):
     with pytest.raises(ValueError, match=param):
         VQVAEAnomalyDetector(**{**TINY, param: value}).fit(grey_images)
+
+
+def test_torch_tensors_are_accepted_and_left_alone(fitted_grey, grey_images):
+    tensor = torch.from_numpy(grey_images.copy()).requires_grad_(True)
+    scores = fitted_grey.score_samples(tensor)
+    np.testing.assert_array_equal(scores, fitted_grey.score_samples(grey_images))
+    assert tensor.requires_grad and tensor.grad is None
+    np.testing.assert_array_equal(tensor.detach().numpy(), grey_images)
+
+
+def test_changing_scoring_parameters_after_fit_warns_about_offset(
+    fitted_grey, grey_images
+):
+    detector = clone(fitted_grey)
+    detector.__dict__.update(fitted_grey.__dict__)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detector.predict(grey_images[:2])  # nothing changed: silent
+        detector.set_params(anomaly_map_type="ssim+am")  # same value: silent
+        detector.predict(grey_images[:2])
+    detector.set_params(score_pooling="max", contamination=0.1)
+    with pytest.warns(UserWarning, match="contamination, score_pooling"):
+        detector.predict(grey_images[:2])
