@@ -1,5 +1,6 @@
 """VQ-VAE image anomaly detector (Gangloff et al., 2022) as a scikit-learn estimator."""
 
+import copy
 import os
 import threading
 import warnings
@@ -110,7 +111,9 @@ def _train_net(X, training_params, seed, device, verbose):
     p = training_params
     counter = _EpochCounter()
     # The counter runs before the user's callbacks, which may stop training.
-    callbacks = [("epochs_run", counter), *(p["callbacks"] or [])]
+    # A copy: skorch sets attributes on callbacks, and the user's objects
+    # (a constructor parameter and part of the cache key) must not change.
+    callbacks = [("epochs_run", counter), *copy.deepcopy(p["callbacks"] or [])]
     if p["restart_dead_codes"]:
         callbacks.insert(1, ("restart_dead_codes", DeadCodeRestart(seed=seed)))
     if verbose >= 2:
@@ -232,7 +235,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     ssim_k1, ssim_k2 : float, default=0.01, 0.03
         SSIM stabilising constants ``c1 = (ssim_k1 * L)^2`` and
         ``c2 = (ssim_k2 * L)^2`` with data range ``L = 1`` (Wang et al.,
-        2004), > 0. [1]_, Eq. 5, states ``c1 = 0.01`` and ``c2 = 0.03``
+        2004), in (0, 1]. [1]_, Eq. 5, states ``c1 = 0.01`` and ``c2 = 0.03``
         literally, i.e. ``ssim_k1=0.1``, ``ssim_k2=0.03**0.5``.
     ssim_dilation_size : int, default=1
         Side of the flat square that grey-dilates the SM map, >= 1 (1 = none;
@@ -369,7 +372,8 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     ``joblib.dump`` s as a whole; one trained on CUDA loads on a machine without
     CUDA onto the CPU, with skorch's warning. The network's weights alone are
     saved with ``detector.net_.save_params(f_params="vqvae.pt")`` and loaded
-    into a detector fitted with the same architecture with
+    into a detector fitted with the same architecture and
+    ``codebook_update`` (the EMA codebook has two more buffers) with
     ``detector.net_.load_params(f_params="vqvae.pt")`` (``offset_`` then
     still comes from that detector's own training images).
 
@@ -412,8 +416,8 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         "alignment_normalization": [None, StrOptions({"per_code"})],
         "ssim_win_size": [Interval(Integral, 3, None, closed="left")],
         "ssim_gaussian_weights": ["boolean"],
-        "ssim_k1": [Interval(Real, 0, None, closed="neither")],
-        "ssim_k2": [Interval(Real, 0, None, closed="neither")],
+        "ssim_k1": [Interval(Real, 0, 1, closed="right")],
+        "ssim_k2": [Interval(Real, 0, 1, closed="right")],
         "ssim_dilation_size": [Interval(Integral, 1, None, closed="left")],
         "score_pooling": [StrOptions({"mean", "max"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -636,10 +640,13 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             settings. Refit to update it; with ``memory=`` and an int
             ``random_state`` the network is loaded, not retrained.
         """
-        self._warn_if_offset_is_stale()
+        return self._decision_function(X, stacklevel=3)
+
+    def _decision_function(self, X, stacklevel):
+        self._warn_if_offset_is_stale(stacklevel + 1)
         return self.score_samples(X) - self.offset_
 
-    def _warn_if_offset_is_stale(self):
+    def _warn_if_offset_is_stale(self, stacklevel):
         fitted = getattr(self, "_offset_params", None)
         if fitted is None:
             return
@@ -651,7 +658,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
                 "with the old threshold. Refit to update offset_ (with memory= "
                 "the trained network is reused).",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
 
     def predict(self, X):
@@ -666,7 +673,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         ndarray of shape (n_samples,), int
             -1 where ``decision_function(X) < 0``, else 1.
         """
-        return np.where(self.decision_function(X) < 0, -1, 1)
+        return np.where(self._decision_function(X, stacklevel=3) < 0, -1, 1)
 
     def reconstruct(self, X):
         """Reconstruction of each image, as compared by SSIM (see ``reconstruction``).
@@ -700,7 +707,10 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             self._check_ssim_win_size()
         if isinstance(X, torch.Tensor):
             # A tensor (on any device, maybe requiring grad) is read, not kept.
-            X = X.detach().cpu().numpy()
+            X = X.detach().cpu()
+            if X.dtype in (torch.bfloat16, torch.float16):
+                X = X.float()  # numpy has no bfloat16
+            X = X.numpy()
         if _is_tabular(X):
             images = self._validate_tabular(X, reset=reset)
         else:

@@ -147,3 +147,29 @@ def test_bad_param_is_a_usage_error(param, message, tmp_path, capsys):
         main(["benchmark", "mvtec", "--root", str(tmp_path), "--param", param])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_ablation_follows_the_configured_pooling_and_constants(
+    tmp_path, small_protocols
+):
+    _cifar_pickles(tmp_path / "cifar" / "cifar-10-batches-py")
+    argv = ["cifar10", "--root", str(tmp_path / "cifar"), "--category", "ship",
+            "--ablation", "--param", "score_pooling=max",
+            "--param", "ssim_k1=0.05"]  # fmt: skip
+    assert _run(argv, tmp_path / "c") == 0
+    report = json.loads((tmp_path / "c" / "benchmark.json").read_text())
+    main_figure = report["results"]["ship"]["ssim+am"]["image ROC-AUC"]
+    constants = report["ablation"]["ship"]["SSIM constants"]
+    configured = [row for row in constants.values() if row["configured"]]
+    assert len(configured) == 1  # the configured K1 = 0.05 is evaluated too
+    assert "ssim_k1=0.05" in next(k for k, r in constants.items() if r["configured"])
+    row = configured[0]["ssim+am"]
+    assert row["image ROC-AUC"] == row["image ROC-AUC (max)"]
+    assert row["image ROC-AUC"] == pytest.approx(main_figure, abs=1e-9)
+
+
+def test_zero_epochs_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", "mvtec", "--root", str(tmp_path), "--max-epochs", "0"])
+    assert exc.value.code == 2
+    assert "must be >= 1" in capsys.readouterr().err

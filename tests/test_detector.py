@@ -471,3 +471,41 @@ def test_changing_scoring_parameters_after_fit_warns_about_offset(
     detector.set_params(score_pooling="max", contamination=0.1)
     with pytest.warns(UserWarning, match="contamination, score_pooling"):
         detector.predict(grey_images[:2])
+
+
+def test_fit_does_not_change_the_callbacks_passed(grey_images, tmp_path):
+    from skorch.callbacks import EarlyStopping
+
+    stopper = EarlyStopping(monitor="train_loss", patience=100)
+    before = dict(vars(stopper))
+    detector = VQVAEAnomalyDetector(**TINY, callbacks=[stopper], memory=tmp_path)
+    detector.fit(grey_images)
+    assert vars(stopper) == before
+    n_trained = []
+    monkey = detector.net_.__class__.partial_fit
+
+    def counting(self, *args, **kwargs):
+        n_trained.append(1)
+        return monkey(self, *args, **kwargs)
+
+    detector.net_.__class__.partial_fit = counting
+    try:
+        detector.fit(grey_images)  # same parameters: loaded from the cache
+    finally:
+        detector.net_.__class__.partial_fit = monkey
+    assert n_trained == []
+
+
+def test_large_ssim_constants_are_rejected(grey_images):
+    with pytest.raises(ValueError, match="ssim_k1"):
+        VQVAEAnomalyDetector(**{**TINY, "ssim_k1": 1e10}).fit(grey_images)
+
+
+def test_stale_offset_warning_points_at_the_caller(fitted_grey, grey_images):
+    detector = clone(fitted_grey)
+    detector.__dict__.update(fitted_grey.__dict__)
+    detector.set_params(score_pooling="max")
+    for method in (detector.predict, detector.decision_function):
+        with pytest.warns(UserWarning, match="score_pooling") as record:
+            method(grey_images[:1])
+        assert record[0].filename == __file__
