@@ -49,6 +49,18 @@ def _training_options():
     group.add_argument(
         "--beta", type=float, default=0.25, help="commitment weight (default: 0.25)"
     )
+    from ._benchmark import _parse_param
+
+    group.add_argument(
+        "--param",
+        action="append",
+        type=_parse_param,
+        default=[],
+        metavar="NAME=VALUE",
+        help="set any other VQVAEAnomalyDetector parameter, e.g. --param "
+        "codebook_update=loss --param augment=None (VALUE read as a Python "
+        "literal, else a string; repeatable; overrides the options above)",
+    )
     run_options(group)
     return parent
 
@@ -188,10 +200,15 @@ def _detector_from(args, **overrides):
 
     params = {k: getattr(args, k) for k in CPU_MODEL if hasattr(args, k)}
     params.update(overrides)
+    params = {
+        **CPU_MODEL,
+        **params,
+        "beta": getattr(args, "beta", 0.25),
+        "max_epochs": args.max_epochs,
+        **dict(getattr(args, "param", None) or []),
+    }
     return VQVAEAnomalyDetector(
-        **{**CPU_MODEL, **params},
-        beta=getattr(args, "beta", 0.25),
-        max_epochs=args.max_epochs,
+        **params,
         device=args.device,
         random_state=args.seed,
         verbose=0 if args.quiet else 2,

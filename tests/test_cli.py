@@ -184,3 +184,18 @@ def test_unreadable_model_and_one_class_data(tmp_path, capsys):
     assert "normal and anomalous" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["score", "--model", "m", "--images", ".", "--image-size", "-1"])
+
+
+def test_fit_takes_any_detector_parameter(tmp_path):
+    import joblib
+
+    _tree(tmp_path / "widget")
+    model = tmp_path / "model.joblib"
+    argv = ["fit", "--data", str(tmp_path / "widget"), "--out", str(model),
+            "--image-size", "16", *SMALL, "--param", "codebook_update=loss",
+            "--param", "augment=None", "--param", "beta=0.5"]  # fmt: skip
+    assert main(argv) == 0
+    detector = joblib.load(model)
+    assert detector.codebook_update == "loss"
+    assert detector.augment is None
+    assert detector.beta == 0.5  # --param overrides --beta's default
