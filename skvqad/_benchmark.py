@@ -1,7 +1,5 @@
 """``skvqad benchmark``: the paper's protocols, with its tables' numbers beside ours."""
 
-import argparse
-import ast
 import json
 import time
 from pathlib import Path
@@ -75,36 +73,10 @@ MAP_FACTORS = {
 _MAP_TYPES = ("ssim", "am", "ssim+am")
 
 
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _parse_param(text):
-    """``NAME=VALUE`` of ``--param``; VALUE read as a Python literal if it is one."""
-    from . import VQVAEAnomalyDetector
-
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    known = VQVAEAnomalyDetector().get_params()
-    if name in ("device", "random_state", "verbose"):
-        raise argparse.ArgumentTypeError(
-            f"{name!r} is set with --device, --seed or --quiet, not --param"
-        )
-    if name not in known:
-        raise argparse.ArgumentTypeError(f"unknown detector parameter {name!r}")
-    try:
-        value = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        pass  # a plain string such as ema or per_code
-    return name, value
-
-
 def add_parser(commands):
     """Register the ``benchmark`` subcommand."""
+    from ._cli import param_option, positive_int, run_options
+
     bench = commands.add_parser(
         "benchmark",
         help="run the paper's protocol on a data set and write its table",
@@ -132,19 +104,9 @@ def add_parser(commands):
         "--quick", action="store_true", help="small model and fewer epochs, for a CPU"
     )
     bench.add_argument(
-        "--max-epochs", type=_positive, help="override the epochs (>= 1)"
+        "--max-epochs", type=positive_int, help="override the epochs (>= 1)"
     )
-    bench.add_argument(
-        "--param",
-        action="append",
-        type=_parse_param,
-        default=[],
-        metavar="NAME=VALUE",
-        help="set a VQVAEAnomalyDetector parameter, e.g. --param beta=1.0 "
-        "--param codebook_update=loss --param augment=None; VALUE is read as a "
-        "Python literal (True, None, 0.5; case matters), else as a string. "
-        "Repeatable; overrides the protocol's settings, --quick and --max-epochs",
-    )
+    param_option(bench, "overrides the protocol's settings, --quick and --max-epochs")
     bench.add_argument(
         "--ablation",
         action="store_true",
@@ -158,8 +120,6 @@ def add_parser(commands):
         default=Path("skvqad-benchmark"),
         help="output folder (default: skvqad-benchmark)",
     )
-    from ._cli import run_options
-
     run_options(bench)
     return bench
 
@@ -289,8 +249,8 @@ def _ablation(detector, data, dataset):
                         full, mean, peak = store[i, mt]
                         if pixel:
                             full[batch_slice] = maps.cpu().numpy()
-                        mean[batch_slice] = maps.mean(dim=(1, 2)).double().cpu()
-                        peak[batch_slice] = maps.amax(dim=(1, 2)).double().cpu()
+                        mean[batch_slice] = maps.mean(dim=(1, 2)).cpu().numpy()
+                        peak[batch_slice] = maps.amax(dim=(1, 2)).cpu().numpy()
     finally:
         detector.set_params(**restore)
     y = data.y_test[keep]

@@ -1,6 +1,7 @@
 """Command line: ``skvqad {demo,fit,score,evaluate}`` (also ``python -m skvqad``)."""
 
 import argparse
+import ast
 import csv
 import json
 import sys
@@ -49,20 +50,52 @@ def _training_options():
     group.add_argument(
         "--beta", type=float, default=0.25, help="commitment weight (default: 0.25)"
     )
-    from ._benchmark import _parse_param
+    param_option(group, "overrides the options above")
+    run_options(group)
+    return parent
 
-    group.add_argument(
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _parse_param(text):
+    """``NAME=VALUE`` of ``--param``; VALUE read as a Python literal if it is one."""
+    from . import VQVAEAnomalyDetector
+
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    known = VQVAEAnomalyDetector().get_params()
+    if name in ("device", "random_state", "verbose"):
+        raise argparse.ArgumentTypeError(
+            f"{name!r} is set with --device, --seed or --quiet, not --param"
+        )
+    if name not in known:
+        raise argparse.ArgumentTypeError(f"unknown detector parameter {name!r}")
+    try:
+        value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        pass  # a plain string such as ema or per_code
+    return name, value
+
+
+def param_option(parser, overrides):
+    """``--param NAME=VALUE`` (repeatable): any other detector parameter."""
+    parser.add_argument(
         "--param",
         action="append",
         type=_parse_param,
         default=[],
         metavar="NAME=VALUE",
-        help="set any other VQVAEAnomalyDetector parameter, e.g. --param "
-        "codebook_update=loss --param augment=None (VALUE read as a Python "
-        "literal, else a string; repeatable; overrides the options above)",
+        help="set a VQVAEAnomalyDetector parameter, e.g. --param beta=1.0 "
+        "--param codebook_update=loss --param augment=None; VALUE is read as a "
+        "Python literal (True, None, 0.5; case matters), else as a string. "
+        f"Repeatable; {overrides}",
     )
-    run_options(group)
-    return parent
 
 
 def run_options(parser):

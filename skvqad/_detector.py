@@ -555,17 +555,15 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
                 stacklevel=2,
             )
         self.image_shape_ = images.shape[1:3]
-        quantizer = self.net_.module_.quantizer
-        quantizer.code_alignment.copy_(self._code_alignment(images))
-        used = torch.zeros(self.n_embeddings, dtype=torch.bool, device=device)
-        train_scores = self._score(images, self.anomaly_map_type, used_codes=used)
+        code_alignment, self.codebook_usage_ = self._code_statistics(images)
+        self.net_.module_.quantizer.code_alignment.copy_(code_alignment)
+        train_scores = self._score(images, self.anomaly_map_type)
         if not np.isfinite(train_scores).all():
             raise ValueError(
                 "Training diverged: the anomaly maps of the training images are "
                 f"not finite (last loss {self.net_.history[-1, 'train_loss']:.4g}). "
                 "Lower lr or beta."
             )
-        self.codebook_usage_ = float(used.float().mean())
         self.offset_ = self._offset_from_scores(train_scores)
         self._offset_params = {k: _plain(getattr(self, k)) for k in _SCORING_PARAMS}
         return self
@@ -811,11 +809,6 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             recon = ContinuousBernoulli(logits=logits, validate_args=False).mean
         return recon[..., :height, :width]
 
-    def _maps_of_batch(self, batch, map_type):
-        """Anomaly maps (b, H, W) and codebook indices of a (b, C, H, W) batch."""
-        output = self.net_.module_(self._pad(batch))
-        return self._maps_of_output(batch, output, map_type), output.indices
-
     def _alignment(self, output):
         """The AM (b, h, w) of a forward pass, normalised if asked."""
         am = output.alignment  # Eq. 6, computed once by the quantiser
@@ -857,30 +850,28 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         )
 
     def _iter_maps(self, images, map_type):
-        """Yield (slice, maps (b, H, W), codebook indices (b, h, w)) per batch."""
+        """Yield (slice, maps (b, H, W)) per batch."""
         for batch_slice, batch in self._iter_batches(images):
             with torch.no_grad():
-                maps, indices = self._maps_of_batch(batch, map_type)
-            yield batch_slice, maps, indices
+                output = self.net_.module_(self._pad(batch))
+                yield batch_slice, self._maps_of_output(batch, output, map_type)
 
     def _anomaly_map(self, images, map_type):
         """Maps (n, H, W) float32 of validated (n, H, W, C) images."""
         maps = np.empty(images.shape[:3], dtype=np.float32)
-        for batch_slice, batch_maps, _ in self._iter_maps(images, map_type):
+        for batch_slice, batch_maps in self._iter_maps(images, map_type):
             maps[batch_slice] = batch_maps.cpu().numpy()
         return maps
 
-    def _score(self, images, map_type, used_codes=None):
-        """Scores (n,) float64; marks selected codes in ``used_codes`` if given."""
+    def _score(self, images, map_type):
+        """Scores (n,) float64 of validated (n, H, W, C) images."""
         scores = np.empty(images.shape[0], dtype=np.float64)
-        for batch_slice, maps, indices in self._iter_maps(images, map_type):
+        for batch_slice, maps in self._iter_maps(images, map_type):
             if self.score_pooling == "max":
                 pooled = maps.amax(dim=(1, 2))
             else:
                 pooled = maps.mean(dim=(1, 2))
             scores[batch_slice] = -pooled.cpu().numpy()
-            if used_codes is not None:
-                used_codes[indices] = True
         return scores
 
     @property
@@ -888,8 +879,8 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         check_is_fitted(self, "net_")
         return self.net_.module_.quantizer.code_alignment.cpu().numpy().copy()
 
-    def _code_alignment(self, images):
-        """Mean AM of the training latent vectors per selected code, (M,) float32.
+    def _code_statistics(self, images):
+        """Mean training AM per code, (M,) float32, and the share of codes used.
 
         Codes no training vector selects get the mean over all vectors.
         """
@@ -900,13 +891,14 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             with torch.no_grad():
                 output = self.net_.module_(self._pad(batch))
             idx = output.indices.reshape(-1).cpu()
-            sums.index_add_(0, idx, output.alignment.reshape(-1).double().cpu())
+            # Accumulated in float64 on the CPU, never on the device.
+            sums.index_add_(0, idx, output.alignment.reshape(-1).cpu().double())
             counts += torch.bincount(idx, minlength=n_codes).double()
         overall = sums.sum() / counts.sum()
         means = torch.where(counts > 0, sums / counts.clamp_min(1.0), overall)
         # Floor: a code whose training vectors sit exactly on it must not divide by 0.
         floor = max(float(overall) * 1e-3, 1e-12)
-        return means.clamp_min(floor).float()
+        return means.clamp_min(floor).float(), float((counts > 0).double().mean())
 
     def _offset_from_scores(self, scores):
         if self.contamination == "auto":
