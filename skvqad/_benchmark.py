@@ -56,6 +56,11 @@ MAP_FACTORS = {
         ("K=(0.01, 0.03)", dict(ssim_k1=0.01, ssim_k2=0.03)),
         ("c=(0.01, 0.03) as printed", dict(ssim_k1=0.1, ssim_k2=0.03**0.5)),
     ],
+    "SSIM channels": [
+        ("mean", dict(ssim_channel_reduction="mean")),
+        ("min", dict(ssim_channel_reduction="min")),
+        ("luminance", dict(ssim_channel_reduction="luminance")),
+    ],
     "reconstruction": [
         ("CB mean", dict(reconstruction="mean")),
         ("CB parameter", dict(reconstruction="probs")),
@@ -65,6 +70,10 @@ MAP_FACTORS = {
         ("bilinear", dict(upsampling="bilinear")),
     ],
     "AM dilation": [(f"{k}", dict(dilation_size=k)) for k in (1, 3, 7, 15)],
+    "AM distance": [
+        ("squared", dict(alignment_distance="squared")),
+        ("euclidean", dict(alignment_distance="euclidean")),
+    ],
     "AM normalisation": [
         ("none", dict(alignment_normalization=None)),
         ("per code", dict(alignment_normalization="per_code")),

@@ -33,6 +33,11 @@ __all__ = [
 ]
 
 
+_CHANNEL_REDUCTIONS = ("mean", "min", "luminance")
+#: ITU-R BT.709 luma weights, as in ``skimage.color.rgb2gray``.
+_LUMA_WEIGHTS = (0.2125, 0.7154, 0.0721)
+
+
 def _symmetric_index(n, before, after, device):
     """Indices of a length-``n`` axis padded in scipy's ``mode='reflect'``.
 
@@ -87,14 +92,16 @@ def ssim_map(
     use_sample_covariance=True,
     K1=0.01,
     K2=0.03,
+    channel_reduction="mean",
 ):
     """Local SSIM between two batches of images, averaged over channels (Eq. 5).
 
     ``SSIM = (2 mu_p mu_q + c1)(2 sigma_pq + c2) /
     ((mu_p^2 + mu_q^2 + c1)(sigma_p^2 + sigma_q^2 + c2))`` with
     ``c1 = (K1 * data_range)^2`` and ``c2 = (K2 * data_range)^2`` [2]_, computed
-    in a window around every pixel, per channel, then averaged over channels.
-    The SM anomaly map of [1]_ is ``1 - ssim_map(x, x_hat, data_range=1)``.
+    in a window around every pixel, per channel, then averaged over channels
+    (``channel_reduction`` chooses another reduction). The SM anomaly map of
+    [1]_ is ``1 - ssim_map(x, x_hat, data_range=1)``.
 
     With the same settings it agrees with
     ``skimage.metrics.structural_similarity(..., full=True)`` (whose full map
@@ -122,6 +129,13 @@ def ssim_map(
         as scikit-image does by default.
     K1, K2 : float, default=0.01, 0.03
         Stability constants of [2]_.
+    channel_reduction : {"mean", "min", "luminance"}, default="mean"
+        How the channels of colour images make one map: the mean of the
+        per-channel SSIM maps (scikit-image's ``channel_axis``), their
+        minimum (the worst-reconstructed channel at each pixel), or the SSIM
+        of the two images' luminance ``0.2125 R + 0.7154 G + 0.0721 B``
+        (the weights of ``skimage.color.rgb2gray``, ITU-R BT.709), computed
+        once. All three agree for one-channel images.
 
     Returns
     -------
@@ -132,7 +146,9 @@ def ssim_map(
     ------
     ValueError
         If the shapes differ, the tensors are not 4-D or have an empty
-        dimension, ``win_size`` is not an odd integer >= 1, or ``sigma <= 0``.
+        dimension, ``win_size`` is not an odd integer >= 1, ``sigma <= 0``,
+        ``channel_reduction`` is not one of the three, or it is
+        ``"luminance"`` and the images have neither 1 nor 3 channels.
     TypeError
         If the inputs are not floating-point tensors of one dtype and device.
     """
@@ -147,6 +163,13 @@ def ssim_map(
         raise ValueError(f"win_size must be an odd integer >= 1, got {win_size}.")
     if gaussian_weights and not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma}.")
+    if channel_reduction not in _CHANNEL_REDUCTIONS:
+        raise ValueError(
+            f"channel_reduction must be one of {_CHANNEL_REDUCTIONS}, "
+            f"got {channel_reduction!r}."
+        )
+    if channel_reduction == "luminance":
+        image1, image2 = _luminance(image1), _luminance(image2)
     window = _window_1d(win_size, gaussian_weights, sigma, image1.dtype, image1.device)
     n_channels = image1.shape[1]
     # Moments of images centred on image1's mean (per image and channel): the
@@ -170,7 +193,22 @@ def ssim_map(
     ssim = ((2 * mu1 * mu2 + c1) * (2 * cov12 + c2)) / (
         (mu1 * mu1 + mu2 * mu2 + c1) * (var1 + var2 + c2)
     )
+    if channel_reduction == "min":
+        return ssim.amin(dim=1)
     return ssim.mean(dim=1)
+
+
+def _luminance(images):
+    """(n, 1, H, W) luminance of (n, 1 or 3, H, W) images (BT.709 weights)."""
+    if images.shape[1] == 1:
+        return images
+    if images.shape[1] != 3:
+        raise ValueError(
+            'channel_reduction="luminance" needs images with 1 or 3 channels, '
+            f"got {images.shape[1]}."
+        )
+    weights = images.new_tensor(_LUMA_WEIGHTS).view(1, 3, 1, 1)
+    return (images * weights).sum(dim=1, keepdim=True)
 
 
 def alignment_map(z_e, codebook):

@@ -1,6 +1,9 @@
 """skorch net that trains a :class:`~skvqad.VQVAE` without targets."""
 
+import math
+
 import torch
+import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.callbacks import Callback, PassthroughScoring
 from skorch.dataset import unpack_data
@@ -36,17 +39,30 @@ class VQVAENet(NeuralNet):
         Random flips of each training image, drawn independently per image
         with probability 1/2 on the device, batched: ``"hflip"`` left-right
         only, ``"flips"`` left-right and up-down.
+    augment_rotation : float, default=0.0
+        Largest rotation of a training image, in degrees, in [0, 180]: each
+        image turns about its centre by an angle drawn uniformly in
+        ``[-augment_rotation, augment_rotation]``, bilinear, reflected at the
+        borders (after the flips). 0 turns nothing.
     augment_seed : int, default=0
-        Seed of the private CPU generator that draws the flips.
+        Seed of the private CPU generator that draws the flips and angles.
     **kwargs
         As for :class:`skorch.NeuralNet`.
     """
 
     def __init__(
-        self, module, criterion, *args, augment=None, augment_seed=0, **kwargs
+        self,
+        module,
+        criterion,
+        *args,
+        augment=None,
+        augment_rotation=0.0,
+        augment_seed=0,
+        **kwargs,
     ):
         super().__init__(module, criterion, *args, **kwargs)
         self.augment = augment
+        self.augment_rotation = augment_rotation
         self.augment_seed = augment_seed
 
     def get_default_callbacks(self):
@@ -62,12 +78,17 @@ class VQVAENet(NeuralNet):
         ]
 
     def train_step_single(self, batch, **fit_params):
-        """skorch's training step, on a randomly flipped batch if ``augment``."""
-        if self.augment is None:
+        """skorch's training step, on a randomly flipped and turned batch."""
+        if self.augment is None and not self.augment_rotation:
             return super().train_step_single(batch, **fit_params)
         if self.augment not in AUGMENTATIONS:
             raise ValueError(
                 f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}"
+            )
+        if not 0 <= self.augment_rotation <= 180:
+            raise ValueError(
+                f"augment_rotation must be in [0, 180] degrees, "
+                f"got {self.augment_rotation!r}"
             )
         Xi, yi = unpack_data(batch)
         x = to_tensor(Xi, device=self.device)
@@ -75,11 +96,13 @@ class VQVAENet(NeuralNet):
         if generator is None:
             generator = torch.Generator().manual_seed(int(self.augment_seed))
             self.augment_generator_ = generator
-        axes = (-1,) if self.augment == "hflip" else (-1, -2)
+        axes = {None: (), "hflip": (-1,), "flips": (-1, -2)}[self.augment]
         for axis in axes:
             flip = torch.rand(x.shape[0], generator=generator) < 0.5
             flip = flip.to(x.device).view(-1, *([1] * (x.ndim - 1)))
             x = torch.where(flip, x.flip(axis), x)
+        if self.augment_rotation:
+            x = random_rotation(x, self.augment_rotation, generator)
         return super().train_step_single((x, yi), **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
@@ -110,6 +133,43 @@ class VQVAENet(NeuralNet):
                 ),
             )
         return self.criterion_(y_pred.logits, x, y_pred.z_e, y_pred.z_q)
+
+
+def random_rotation(x, max_degrees, generator):
+    """Turn each image of a batch by its own random angle, batched on its device.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (n, C, H, W), floating
+        The images.
+    max_degrees : float
+        Largest angle, in degrees; angles are uniform in
+        ``[-max_degrees, max_degrees]``.
+    generator : torch.Generator
+        CPU generator the angles are drawn from.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, C, H, W), dtype and device of ``x``
+        The turned images (about their centres, bilinear, reflected at the
+        borders).
+    """
+    n, _, height, width = x.shape
+    angles = (2 * torch.rand(n, generator=generator) - 1) * math.radians(max_degrees)
+    cos, sin, zero = angles.cos(), angles.sin(), torch.zeros(n)
+    # A rotation in pixels, written in affine_grid's [-1, 1] coordinates,
+    # which scale x by 2 / width and y by 2 / height.
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin * height / width, zero], dim=-1),
+            torch.stack([sin * width / height, cos, zero], dim=-1),
+        ],
+        dim=1,
+    ).to(device=x.device, dtype=x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(
+        x, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
 
 
 def codebook_perplexity(indices, n_embeddings):

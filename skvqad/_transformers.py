@@ -15,8 +15,10 @@ _PARAMETERS = """Parameters
     detector : VQVAEAnomalyDetector or None, default=None
         The detector whose VQ-VAE makes the maps; cloned and fitted in
         :meth:`fit` unless ``prefit``. None means ``VQVAEAnomalyDetector()``.
-        Its SSIM settings (``ssim_win_size``, ``ssim_gaussian_weights``,
-        ``ssim_dilation_size``) apply; its ``anomaly_map_type`` does not.
+        Its map settings (the ``ssim_*`` parameters, ``dilation_size``,
+        ``upsampling``, ``alignment_normalization``, ``alignment_distance``,
+        ``reconstruction``)
+        apply; its ``anomaly_map_type`` and ``score_pooling`` do not.
     prefit : bool, default=False
         If True, ``detector`` must already be fitted and is used as is.
 

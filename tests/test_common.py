@@ -4,6 +4,7 @@ The checks feed 2-D tabular data, which the detector reads as rows of pixels
 after per-feature min-max scaling (see the Notes of VQVAEAnomalyDetector).
 """
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skvqad import (
@@ -37,24 +38,25 @@ ESTIMATORS = [
     SSIMAMMapTransformer(_tiny()),
 ]
 
-#: Checks expected to fail, with the reason. Strict xfail: a check that starts
-#: passing fails the suite and must be removed from here.
-EXPECTED_FAILED_CHECKS = {
+#: Checks whose outcome depends on the CPU's float rounding, with the reason:
+#: marked as non-strict xfail (a pass or a failure both count as expected).
+#: The property they test is asserted with a tolerance elsewhere.
+ROUNDING_DEPENDENT_CHECKS = {
     "VQVAEAnomalyDetector": {
         "check_methods_subset_invariance": (
-            "float32 convolutions give results that differ by ~1e-7 with the "
-            "batch composition (CPU kernels block by batch size), above the "
-            "check's atol of 1e-7; maps agree to 1e-5 (tests/test_detector.py)"
+            "float32 convolutions can differ by ~1e-7 with the batch "
+            "composition (CPU kernels block by batch size), around the check's "
+            "atol of 1e-7, depending on the CPU and the scale of the scores; "
+            "scores and maps agree to 1e-5 (tests/test_detector.py)"
         ),
     },
 }
 
 
-@parametrize_with_checks(
-    ESTIMATORS,
-    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(
-        type(est).__name__, {}
-    ),
-)
-def test_sklearn_compatible(estimator, check):
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible(estimator, check, request):
+    name = getattr(check, "func", check).__name__
+    reason = ROUNDING_DEPENDENT_CHECKS.get(type(estimator).__name__, {}).get(name)
+    if reason is not None:
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
     check(estimator)

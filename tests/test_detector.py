@@ -96,6 +96,27 @@ def test_rgb_images():
         detector.score_samples(X[..., 0])
 
 
+def test_ssim_channel_reduction_of_colour_images():
+    X = stripes(8, channels=3, seed=6)
+    detector = VQVAEAnomalyDetector(**{**TINY, "anomaly_map_type": "ssim"}).fit(X)
+    x = torch.from_numpy(X[:3]).movedim(-1, 1)
+    recon = torch.from_numpy(detector.reconstruct(X[:3])).movedim(-1, 1)
+    maps = {}
+    for reduction in ("mean", "min", "luminance"):
+        detector.set_params(ssim_channel_reduction=reduction)
+        maps[reduction] = detector.anomaly_map(X[:3])
+        expected = 1 - ssim_map(x, recon, data_range=1.0, channel_reduction=reduction)
+        np.testing.assert_allclose(maps[reduction], expected.numpy(), atol=1e-5)
+    # The worst channel is never better reconstructed than the mean channel.
+    assert (maps["min"] >= maps["mean"] - 1e-6).all()
+    assert not np.allclose(maps["luminance"], maps["mean"])
+    four = np.repeat(X[..., :1], 4, axis=-1)
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        VQVAEAnomalyDetector(**{**TINY, "ssim_channel_reduction": "luminance"}).fit(
+            four
+        )
+
+
 def test_ssim_map_type_is_one_minus_ssim_of_reconstruction(fitted_grey, grey_images):
     detector = clone(fitted_grey)
     detector.__dict__.update(vars(fitted_grey))
@@ -391,11 +412,39 @@ def test_per_code_normalised_am_divides_by_the_code_means(fitted_grey, grey_imag
             dilation_size=TINY["dilation_size"],
         ).numpy()
     for name in ("per_code", None):
-        detector.set_params(anomaly_map_type="am", alignment_normalization=name)
+        detector.set_params(
+            anomaly_map_type="am", alignment_normalization=name,
+            alignment_distance="squared",
+        )  # fmt: skip
         np.testing.assert_allclose(
             detector.anomaly_map(grey_images[:3]), expected[name], rtol=1e-5
         )
     assert not np.allclose(expected["per_code"], expected[None])
+
+
+def test_euclidean_alignment_distance_is_the_root_after_normalisation(
+    fitted_grey, grey_images
+):
+    detector = clone(fitted_grey)
+    detector.__dict__.update(fitted_grey.__dict__)
+    maps = {}
+    for distance in ("squared", "euclidean"):
+        for norm in ("per_code", None):
+            detector.set_params(
+                anomaly_map_type="am", alignment_normalization=norm,
+                alignment_distance=distance,
+            )  # fmt: skip
+            maps[distance, norm] = detector.anomaly_map(grey_images[:3])
+    for norm in ("per_code", None):
+        # Nearest upsampling and max-dilation commute with the square root.
+        np.testing.assert_allclose(
+            maps["euclidean", norm], np.sqrt(maps["squared", norm]), rtol=1e-5
+        )
+    detector.set_params(anomaly_map_type="ssim+am", alignment_distance="euclidean")
+    product = detector.anomaly_map(grey_images[:3])
+    detector.set_params(anomaly_map_type="ssim")
+    ssim = detector.anomaly_map(grey_images[:3])
+    np.testing.assert_allclose(product, ssim * maps["euclidean", None], rtol=1e-4)
 
 
 def test_reconstruction_probs_is_the_sigmoid_of_the_logits(fitted_grey, grey_images):
@@ -443,11 +492,25 @@ def test_paper_training_settings_use_the_loss_and_keep_unused_codes(grey_images)
     "param, value",
     [("codebook_update", "ema2"), ("augment", "rot90"), ("reconstruction", "mode"),
      ("alignment_normalization", "global"), ("score_pooling", "median"),
-     ("ssim_k1", 0.0), ("restart_dead_codes", "yes")],
+     ("ssim_k1", 0.0), ("restart_dead_codes", "yes"), ("augment_rotation", 181.0),
+     ("augment_rotation", -1.0), ("ssim_channel_reduction", "max"),
+     ("alignment_distance", "l1")],
 )  # fmt: skip
 def test_new_parameters_are_validated(param, value, grey_images):
     with pytest.raises(ValueError, match=param):
         VQVAEAnomalyDetector(**{**TINY, param: value}).fit(grey_images)
+
+
+def test_rotation_changes_the_training_reproducibly(grey_images):
+    turned = VQVAEAnomalyDetector(**{**TINY, "augment_rotation": 15.0}).fit(grey_images)
+    plain = VQVAEAnomalyDetector(**TINY).fit(grey_images)
+    assert not np.allclose(
+        turned.score_samples(grey_images), plain.score_samples(grey_images)
+    )
+    again = VQVAEAnomalyDetector(**{**TINY, "augment_rotation": 15.0}).fit(grey_images)
+    np.testing.assert_array_equal(
+        turned.score_samples(grey_images), again.score_samples(grey_images)
+    )
 
 
 def test_torch_tensors_are_accepted_and_left_alone(fitted_grey, grey_images):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
+from skimage.color import rgb2gray
 from skimage.metrics import structural_similarity
 
 from skvqad import (
@@ -59,6 +60,27 @@ def test_ssim_map_matches_scikit_image(channels, kwargs):
     np.testing.assert_allclose(ours, expected, atol=1e-5, rtol=0)
 
 
+def test_ssim_map_channel_reductions_match_scikit_image():
+    a, b = _pair(3, seed=3)
+    kwargs = dict(data_range=1.0, win_size=7, gaussian_weights=False)
+    _, full = structural_similarity(
+        a.astype(np.float64), b.astype(np.float64), full=True, channel_axis=-1, **kwargs
+    )
+    worst = ssim_map(_torch(a), _torch(b), channel_reduction="min", **kwargs)
+    np.testing.assert_allclose(worst[0].numpy(), full.min(axis=-1), atol=1e-5)
+    grey_a, grey_b = rgb2gray(a.astype(np.float64)), rgb2gray(b.astype(np.float64))
+    _, luma = structural_similarity(grey_a, grey_b, full=True, **kwargs)
+    ours = ssim_map(_torch(a), _torch(b), channel_reduction="luminance", **kwargs)
+    np.testing.assert_allclose(ours[0].numpy(), luma, atol=1e-5)
+    # One channel: the three reductions are one and the same map.
+    g, h = _torch(a[..., :1]), _torch(b[..., :1])
+    mean = ssim_map(g, h, **kwargs)
+    for reduction in ("min", "luminance"):
+        torch.testing.assert_close(
+            ssim_map(g, h, channel_reduction=reduction, **kwargs), mean
+        )
+
+
 def test_ssim_map_of_identical_images_is_one_and_batched():
     a, b = _pair(1)
     batch = torch.cat([_torch(a), _torch(b)])
@@ -75,6 +97,11 @@ def test_ssim_map_bad_arguments():
         ssim_map(x, torch.rand(1, 1, 16, 15), data_range=1.0)
     with pytest.raises(ValueError, match="odd"):
         ssim_map(x, x, data_range=1.0, win_size=8)
+    with pytest.raises(ValueError, match="channel_reduction"):
+        ssim_map(x, x, data_range=1.0, channel_reduction="max")
+    four = torch.rand(1, 4, 16, 16)
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        ssim_map(four, four, data_range=1.0, channel_reduction="luminance")
 
 
 def test_ssim_map_tiny_images():

@@ -1,11 +1,11 @@
-"""The skorch net: flips of the training batches and dead-code restarts."""
+"""The skorch net: flips and rotations of the training batches, dead-code restarts."""
 
 import numpy as np
 import pytest
 import torch
 
 from skvqad import VQVAE, VQVAELoss
-from skvqad._net import DeadCodeRestart, VQVAENet
+from skvqad._net import DeadCodeRestart, VQVAENet, random_rotation
 
 
 def _net(**kwargs):
@@ -34,11 +34,10 @@ def _asymmetric_images(n=16):
     return x
 
 
-@pytest.mark.parametrize("augment", ["hflip", "flips"])
-def test_augmented_batches_are_flips_of_the_images(augment, monkeypatch):
-    x = _asymmetric_images()
+def _training_batches(net, x, monkeypatch):
+    """The images the network trained on in one epoch, (n, C, H, W) numpy."""
     seen = []
-    net = _net(augment=augment, augment_seed=3, max_epochs=1).initialize()
+    net.initialize()
     infer = net.infer
 
     def spy(x_batch, **kwargs):
@@ -49,6 +48,14 @@ def test_augmented_batches_are_flips_of_the_images(augment, monkeypatch):
     net.partial_fit(x, y=None)
     batch = torch.cat(seen).numpy()
     assert batch.shape == x.shape
+    return batch
+
+
+@pytest.mark.parametrize("augment", ["hflip", "flips"])
+def test_augmented_batches_are_flips_of_the_images(augment, monkeypatch):
+    x = _asymmetric_images()
+    net = _net(augment=augment, augment_seed=3, max_epochs=1)
+    batch = _training_batches(net, x, monkeypatch)
     original = {round(float(img.mean()), 6): img for img in x}
     kinds = set()
     for img in batch:
@@ -66,6 +73,50 @@ def test_augmented_batches_are_flips_of_the_images(augment, monkeypatch):
     expected = {"none", "lr"} if augment == "hflip" else {"none", "lr", "ud", "both"}
     assert kinds <= expected and len(kinds) >= 2
     np.testing.assert_array_equal(x, _asymmetric_images())  # input untouched
+
+
+def test_random_rotation_turns_about_the_centre():
+    # A bright dot right of the centre of a 33 x 33 image lands on the circle
+    # of its radius, at the drawn angle; the centre itself does not move.
+    x = torch.zeros(64, 1, 33, 33)
+    x[:, :, 16, 16] = 0.5
+    x[:, :, 16, 26] = 1.0
+    generator = torch.Generator().manual_seed(0)
+    turned = random_rotation(x, 30.0, generator)
+    angles = (2 * torch.rand(64, generator=torch.Generator().manual_seed(0)) - 1) * (
+        np.pi / 6
+    )
+    assert turned.shape == x.shape and turned.dtype == x.dtype
+    torch.testing.assert_close(turned[:, 0, 16, 16], x[:, 0, 16, 16], atol=1e-5, rtol=0)
+    yy, xx = torch.meshgrid(torch.arange(33.0), torch.arange(33.0), indexing="ij")
+    bright = turned[:, 0].clone()
+    bright[:, 15:18, 15:18] = 0  # leave the centre dot out
+    weight = bright.sum(dim=(1, 2))
+    cy = (bright * yy).sum(dim=(1, 2)) / weight - 16
+    cx = (bright * xx).sum(dim=(1, 2)) / weight - 16
+    measured = torch.atan2(cy, cx)
+    # Same magnitude as drawn (the sign is the sampling convention's).
+    np.testing.assert_allclose(measured.abs(), angles.abs(), atol=0.05)
+    assert (torch.sign(measured) == torch.sign(angles)).all() or (
+        torch.sign(measured) == -torch.sign(angles)
+    ).all()
+    assert torch.all(torch.hypot(cx, cy) > 9) and torch.all(torch.hypot(cx, cy) < 11)
+    # A constant image stays constant (reflected borders bring no zeros in).
+    flat = torch.full((4, 3, 8, 12), 0.25)
+    torch.testing.assert_close(random_rotation(flat, 180.0, generator), flat)
+
+
+def test_training_batches_are_rotated_when_asked(monkeypatch):
+    x = np.random.default_rng(0).uniform(size=(16, 1, 8, 8)).astype(np.float32)
+    net = _net(augment_rotation=20.0, augment_seed=1, max_epochs=1)
+    batch = _training_batches(net, x, monkeypatch)
+    # No training image is an input image: each was turned by some angle.
+    assert not any(np.allclose(img, source) for img in batch for source in x)
+    np.testing.assert_array_equal(
+        x, np.random.default_rng(0).uniform(size=x.shape).astype(np.float32)
+    )
+    with pytest.raises(ValueError, match="augment_rotation"):
+        _net(augment_rotation=200.0, max_epochs=1).fit(x, y=None)
 
 
 def test_unknown_augment_is_a_value_error():
