@@ -10,7 +10,8 @@ the latent distances into the AM, each alone and multiplied with 1 - SSIM
     python benchmarks/cifar_am_variants.py --root DATA/cifar10 --models DIR
 
 ``--models DIR`` keeps the trained detectors (``DIR/<class>.joblib``) and
-reuses them on a second run. Prints one JSON line per class, then the means.
+reuses them on a second run. Prints one JSON line per class, then the means;
+``--output FILE`` also writes ``{class: {variant|map: ROC-AUC}}`` as JSON.
 """
 
 import argparse
@@ -110,12 +111,15 @@ def main():
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--models", type=Path, default=None)
     parser.add_argument("--category", action="append", choices=CLASSES)
+    parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     results = {}
     for name in args.category or CLASSES:
         detector = _detector(args.root, name, args.models)
         results[name] = evaluate(detector, load_cifar10_one_vs_rest(args.root, name))
         print(name, json.dumps(results[name]), flush=True)
+    if args.output is not None:
+        args.output.write_text(json.dumps(results, indent=1))
     print("mean over", len(results), "classes:")
     for key in next(iter(results.values())):
         print(f"  {key}: {np.mean([r[key] for r in results.values()]):.4f}")

@@ -119,9 +119,11 @@ def add_parser(commands):
     bench.add_argument(
         "--ablation",
         action="store_true",
-        help="also evaluate every post-processing variant (SSIM window and "
-        "constants, reconstruction, AM upsampling, dilation and normalisation, "
-        "score pooling) on each trained network; writes ablation.md",
+        help="also evaluate every post-processing variant (SSIM window, "
+        "constants and channel reduction, reconstruction, AM upsampling, "
+        "dilation, distance and normalisation), one factor at a time, on each "
+        "trained network, with the SSIM+AM map pooled by its mean and its "
+        "maximum; writes ablation.md",
     )
     bench.add_argument(
         "--output-dir",
@@ -318,6 +320,12 @@ def run(args):
                 detector, data, args.dataset
             )
         report["device"] = str(detector.net_.device)
+        # Every parameter, defaults included, so that a run stays readable
+        # after the defaults change.
+        report["estimator_params"] = {
+            k: v if isinstance(v, (bool, int, float, str, type(None))) else repr(v)
+            for k, v in detector.get_params().items()
+        }
         report["results"][name] = {
             "n_train": len(data.X_train), "n_test": len(data.X_test),
             "fit_seconds": seconds, "codebook_usage": detector.codebook_usage_,

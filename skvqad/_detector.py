@@ -174,10 +174,11 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     (:class:`~skvqad.VQVAE`) on normal images only, with skorch. At test time
     two maps are built per image: SM, the anomaly ``1 - SSIM`` between the
     image and its reconstruction (the continuous Bernoulli mean of the decoder
-    output), and AM, the alignment map, the squared distance between the
-    encoder output and its nearest codebook vector, upsampled to image size and
-    grey-dilated. The anomaly map is SM x AM ("SSIM+AM"), and an image's score
-    is the mean of its map.
+    output), and AM, the alignment map, the distance between the encoder
+    output and its nearest codebook vector (squared in the paper, see
+    ``alignment_distance``), upsampled to image size and grey-dilated. The
+    anomaly map is SM x AM ("SSIM+AM"), and an image's score is the mean of
+    its map.
 
     Parameters
     ----------
@@ -385,7 +386,8 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     AM alone reached a pixel ROC-AUC of only 0.63, so that SSIM+AM (0.855)
     fell below SSIM (0.861). EMA updates with dead-code restarts keep the
     whole codebook in use (100 %), the AM alone rises to 0.84 and SSIM+AM to
-    0.91 (SSIM 0.88). Left-right flips help less and are kept because they
+    0.91 (SSIM 0.88; squared AM with per-code normalisation, the defaults
+    then). Left-right flips help less and are kept because they
     did not hurt on average over the sets measured. On CIFAR-10 the squared
     distances of Eq. 6 let the AM dominate SM x AM, and the AM alone ranks the
     other classes *below* normal for some classes (automobile 0.33 image
@@ -765,6 +767,11 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
                     "The detector was fitted on 2-D (n_samples, n_features) data; "
                     "pass 2-D data with the same features."
                 )
+        if not reset and images.shape[-1] != self.n_channels_:
+            raise ValueError(
+                f"X has {images.shape[-1]} channel(s), but the detector was fitted "
+                f"on images with {self.n_channels_} channel(s)."
+            )
         if self.ssim_channel_reduction == "luminance" and images.shape[-1] not in (
             1,
             3,
@@ -775,11 +782,6 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             )
         if reset:
             self.n_channels_ = images.shape[-1]
-        elif images.shape[-1] != self.n_channels_:
-            raise ValueError(
-                f"X has {images.shape[-1]} channel(s), but the detector was fitted "
-                f"on images with {self.n_channels_} channel(s)."
-            )
         return images
 
     def _validate_tabular(self, X, *, reset):

@@ -187,10 +187,11 @@ class SSIMMapTransformer(_MapTransformer):
 class AlignmentMapTransformer(_MapTransformer):
     """Images to their alignment maps, upsampled to image size and dilated.
 
-    The alignment map (Eq. 6 of Gangloff et al., 2022), the squared distance
-    from each encoder output to its nearest codebook vector, upsampled by the
-    detector's ``upsampling`` and grey-dilated by its ``dilation_size``,
-    flattened to one row per image.
+    The alignment map (Eq. 6 of Gangloff et al., 2022), the distance from
+    each encoder output to its nearest codebook vector (plain or squared, by
+    the detector's ``alignment_distance``; optionally normalised per code),
+    upsampled by the detector's ``upsampling`` and grey-dilated by its
+    ``dilation_size``, flattened to one row per image.
 
     {parameters}
     """

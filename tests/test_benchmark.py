@@ -117,7 +117,13 @@ def test_params_and_ablation(tmp_path, small_protocols):
     assert report["settings"]["codebook_update"] == "loss"
     assert report["settings"]["alignment_normalization"] is None
     assert report["model"]["batch_size"] == 2
+    # Every estimator parameter is recorded, defaults included.
+    assert report["estimator_params"]["beta"] == 1.0
+    assert report["estimator_params"]["alignment_distance"] == "euclidean"
+    assert report["estimator_params"]["augment_rotation"] == 0.0
     factors = report["ablation"]["grid"]
+    assert factors["AM distance"]["euclidean"]["configured"] is True
+    assert factors["SSIM channels"]["mean"]["configured"] is True
     assert factors["AM normalisation"]["none"]["configured"] is True
     assert factors["AM normalisation"]["per code"]["configured"] is False
     assert factors["AM dilation"]["7"]["configured"] is True  # the protocol's

@@ -111,6 +111,9 @@ def test_ssim_channel_reduction_of_colour_images():
     assert (maps["min"] >= maps["mean"] - 1e-6).all()
     assert not np.allclose(maps["luminance"], maps["mean"])
     four = np.repeat(X[..., :1], 4, axis=-1)
+    detector.set_params(ssim_channel_reduction="luminance")
+    with pytest.raises(ValueError, match="fitted on images with 3 channel"):
+        detector.score_samples(four)  # the real problem, not the reduction
     with pytest.raises(ValueError, match="1 or 3 channels"):
         VQVAEAnomalyDetector(**{**TINY, "ssim_channel_reduction": "luminance"}).fit(
             four
