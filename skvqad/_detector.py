@@ -17,6 +17,7 @@ from skorch.callbacks import Callback, ProgressBar
 from torch.distributions import ContinuousBernoulli
 
 from ._maps import (
+    _check_luminance_channels,
     _symmetric_pad,
     grey_dilation,
     ssim_am_map,
@@ -772,14 +773,8 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
                 f"X has {images.shape[-1]} channel(s), but the detector was fitted "
                 f"on images with {self.n_channels_} channel(s)."
             )
-        if self.ssim_channel_reduction == "luminance" and images.shape[-1] not in (
-            1,
-            3,
-        ):
-            raise ValueError(
-                'ssim_channel_reduction="luminance" needs images with 1 or 3 '
-                f"channels, got {images.shape[-1]}."
-            )
+        if self.ssim_channel_reduction == "luminance":  # before any training
+            _check_luminance_channels(images.shape[-1])
         if reset:
             self.n_channels_ = images.shape[-1]
         return images

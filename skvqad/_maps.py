@@ -198,15 +198,20 @@ def ssim_map(
     return ssim.mean(dim=1)
 
 
+def _check_luminance_channels(n_channels):
+    """Raise ValueError unless luminance SSIM can use ``n_channels`` (1 or 3)."""
+    if n_channels not in (1, 3):
+        raise ValueError(
+            "The luminance SSIM (channel reduction 'luminance') needs images "
+            f"with 1 or 3 channels, got {n_channels}."
+        )
+
+
 def _luminance(images):
     """(n, 1, H, W) luminance of (n, 1 or 3, H, W) images (BT.709 weights)."""
+    _check_luminance_channels(images.shape[1])
     if images.shape[1] == 1:
         return images
-    if images.shape[1] != 3:
-        raise ValueError(
-            'channel_reduction="luminance" needs images with 1 or 3 channels, '
-            f"got {images.shape[1]}."
-        )
     weights = images.new_tensor(_LUMA_WEIGHTS).view(1, 3, 1, 1)
     return (images * weights).sum(dim=1, keepdim=True)
 
