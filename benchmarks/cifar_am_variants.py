@@ -24,7 +24,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from skvqad import VQVAEAnomalyDetector, ssim_am_map, ssim_map, upsample_alignment_map
-from skvqad._benchmark import PROTOCOLS, QUICK_MODEL
+from skvqad._anomaly_map import pool_maps, reconstruction
+from skvqad._benchmark import CPU_MODEL, PROTOCOLS
 from skvqad.datasets import load_cifar10_one_vs_rest
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
@@ -60,7 +61,7 @@ def _detector(root, name, models):
         return joblib.load(path)
     settings = PROTOCOLS["cifar10"]
     detector = VQVAEAnomalyDetector(
-        **{**QUICK_MODEL, "batch_size": 32},
+        **{**CPU_MODEL, "batch_size": 32},
         n_downsampling=settings["n_downsampling"],
         dilation_size=settings["dilation_size"],
         max_epochs=10,
@@ -84,10 +85,9 @@ def evaluate(detector, data, batch_size=500):
         x = torch.from_numpy(data.X_test[start : start + batch_size]).movedim(-1, 1)
         x = x.to(detector.net_.device)
         output = module(x)
-        ssim = ssim_map(
-            x, detector._reconstruction(output.logits, x.shape[-2:]), data_range=1.0
-        )
-        scores.setdefault("SSIM", []).append((1 - ssim).mean(dim=(1, 2)).cpu())
+        recon = reconstruction(output.logits, x.shape[-2:], detector.reconstruction)
+        ssim = ssim_map(x, recon, data_range=1.0)
+        scores.setdefault("SSIM", []).append(pool_maps(1 - ssim, "mean").cpu())
         for name, am in _variants(output, codebook, code_alignment).items():
             alone = upsample_alignment_map(
                 am, output_size=x.shape[-2:], scale_factor=scale,
@@ -96,9 +96,9 @@ def evaluate(detector, data, batch_size=500):
             product = ssim_am_map(
                 ssim, am, scale_factor=scale, dilation_size=detector.dilation_size
             )
-            scores.setdefault(f"{name}|AM", []).append(alone.mean(dim=(1, 2)).cpu())
+            scores.setdefault(f"{name}|AM", []).append(pool_maps(alone, "mean").cpu())
             scores.setdefault(f"{name}|SSIM+AM", []).append(
-                product.mean(dim=(1, 2)).cpu()
+                pool_maps(product, "mean").cpu()
             )
     return {
         key: round(float(roc_auc_score(data.y_test, torch.cat(values).numpy())), 4)

@@ -3,6 +3,7 @@
 from ._detector import VQVAEAnomalyDetector
 from ._maps import (
     alignment_map,
+    gaussian_filter,
     grey_dilation,
     ssim_am_map,
     ssim_map,
@@ -17,6 +18,7 @@ from ._model_selection import (
 )
 from ._net import VQVAENet
 from ._plotting import plot_anomaly_maps
+from ._template import TemplateAnomalyDetector
 from ._transformers import (
     AlignmentMapTransformer,
     SSIMAMMapTransformer,
@@ -30,12 +32,14 @@ __all__ = [
     "OneClassKFold",
     "SSIMAMMapTransformer",
     "SSIMMapTransformer",
+    "TemplateAnomalyDetector",
     "VQVAE",
     "VQVAEAnomalyDetector",
     "VQVAELoss",
     "VQVAENet",
     "VQVAEOutput",
     "alignment_map",
+    "gaussian_filter",
     "get_scorer",
     "grey_dilation",
     "image_roc_auc_scorer",

@@ -2,11 +2,24 @@
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
 
+from ._anomaly_map import (
+    MAP_TYPES,
+    POOLINGS,
+    detector_maps,
+    forward_batches,
+    map_settings,
+    maps_of_output,
+    pool_maps,
+)
+from ._detector import VQVAEAnomalyDetector
+from ._plotting import save_evaluation_figure
+from ._template import TemplateAnomalyDetector
+from ._validation import check_images
+from .datasets import load_cifar10_one_vs_rest, load_mvtec_ad, load_ucsd_ped
+from .datasets._loaders import CIFAR10_CLASSES
 from .metrics import aupro, f1_max, image_roc_auc, pixel_roc_auc
 
 #: Table I of Gangloff et al. (2022): MVTec AD pixel ROC-AUC, (SSIM, SSIM+AM).
@@ -30,9 +43,10 @@ PAPER_CIFAR10 = {
 #: The paper's architecture (Section III-A), for a GPU.
 FULL_MODEL = dict(hidden_channels=256, n_embeddings=512, embedding_dim=256,
                   n_residual_layers=3, lr=2e-4, batch_size=16)  # fmt: skip
-#: Reduced model for CPU smoke runs (--quick).
-QUICK_MODEL = dict(hidden_channels=64, n_embeddings=256, embedding_dim=64,
-                   n_residual_layers=2, lr=1e-3, batch_size=16)  # fmt: skip
+#: The one reduced model for CPUs: ``--quick`` and the command line's
+#: ``fit``, ``evaluate`` and ``demo`` defaults.
+CPU_MODEL = dict(hidden_channels=64, n_embeddings=256, embedding_dim=64,
+                 n_residual_layers=2, lr=1e-3, batch_size=16)  # fmt: skip
 
 #: Per data set: image size and settings of the paper, epochs (full, quick).
 _MVTEC = dict(image_size=256, n_downsampling=3, dilation_size=7, epochs=(300, 100))
@@ -65,6 +79,10 @@ MAP_FACTORS = {
         ("CB mean", dict(reconstruction="mean")),
         ("CB parameter", dict(reconstruction="probs")),
     ],
+    "reconstruction calibration": [
+        ("none", dict(reconstruction_calibration=None)),
+        ("isotonic", dict(reconstruction_calibration="isotonic")),
+    ],
     "AM upsampling": [
         ("nearest", dict(upsampling="nearest")),
         ("bilinear", dict(upsampling="bilinear")),
@@ -79,71 +97,15 @@ MAP_FACTORS = {
         ("per code", dict(alignment_normalization="per_code")),
     ],
 }
-_MAP_TYPES = ("ssim", "am", "ssim+am")
-
-
-def add_parser(commands):
-    """Register the ``benchmark`` subcommand."""
-    from ._cli import param_option, positive_int, run_options
-
-    bench = commands.add_parser(
-        "benchmark",
-        help="run the paper's protocol on a data set and write its table",
-        description=(
-            "Train and evaluate with the paper's settings (image size, depth, "
-            "dilation) and write benchmark.md (a table in the layout of the "
-            "paper's Tables I-III, with the paper's numbers beside ours), "
-            "benchmark.json (every figure and setting) and a Fig. 2-style "
-            "picture per category. --quick uses a small model for CPU runs."
-        ),
-    )
-    bench.add_argument("dataset", choices=sorted(PROTOCOLS), help="data set kind")
-    bench.add_argument(
-        "--root",
-        required=True,
-        type=Path,
-        help="mvtec: folder of categories; folder: a data set in the MVTec "
-        "layout; ucsd: folder holding UCSDped1; cifar10: cifar-10-batches-py "
-        "or train/ and test/ folders",
-    )
-    bench.add_argument("--category", action="append",
-                       help="mvtec category, or cifar10 class (repeatable; "
-                       "default: all found / all ten)")  # fmt: skip
-    bench.add_argument(
-        "--quick", action="store_true", help="small model and fewer epochs, for a CPU"
-    )
-    bench.add_argument(
-        "--max-epochs", type=positive_int, help="override the epochs (>= 1)"
-    )
-    param_option(bench, "overrides the protocol's settings, --quick and --max-epochs")
-    bench.add_argument(
-        "--ablation",
-        action="store_true",
-        help="also evaluate every post-processing variant (SSIM window, "
-        "constants and channel reduction, reconstruction, AM upsampling, "
-        "dilation, distance and normalisation), one factor at a time, on each "
-        "trained network, with the SSIM+AM map pooled by its mean and its "
-        "maximum; writes ablation.md",
-    )
-    bench.add_argument(
-        "--output-dir",
-        type=Path,
-        default=Path("skvqad-benchmark"),
-        help="output folder (default: skvqad-benchmark)",
-    )
-    run_options(bench)
-    return bench
+#: The columns of the headline tables: the no-learning template baseline,
+#: then the VQ-VAE's maps.
+COLUMNS = ("template", "ssim", "am", "ssim+am")
+COLUMN_NAMES = {"template": "template", "ssim": "SSIM", "am": "AM",
+                 "ssim+am": "SSIM+AM"}  # fmt: skip
 
 
 def _runs(args):
     """(name, loader) pairs for the requested data set."""
-    from .datasets import (
-        load_cifar10_one_vs_rest,
-        load_mvtec_ad,
-        load_ucsd_ped,
-    )
-    from .datasets._loaders import CIFAR10_CLASSES
-
     size = PROTOCOLS[args.dataset]["image_size"]
     if args.dataset == "mvtec":
         found = sorted(p.name for p in args.root.iterdir() if (p / "train").is_dir())
@@ -172,37 +134,78 @@ def _paper(dataset, name):
     return None  # a folder data set is not in the paper
 
 
-def _pool(maps, how):
-    if how == "max":
-        return maps.max(axis=(1, 2)).astype(np.float64)
-    return maps.mean(axis=(1, 2), dtype=np.float64)
+def template_baseline(detector, X_train):
+    """The no-learning baseline with the detector's SSIM settings and pooling.
+
+    Parameters
+    ----------
+    detector : VQVAEAnomalyDetector
+        Its ``ssim_*`` parameters, ``score_pooling`` and ``score_sigma`` are
+        used.
+    X_train : array-like of shape (n, H, W[, C])
+        The normal training images.
+
+    Returns
+    -------
+    TemplateAnomalyDetector
+        Fitted on ``X_train``, on the detector's device.
+    """
+    params = detector.get_params()
+    names = ("ssim_win_size", "ssim_gaussian_weights", "ssim_k1", "ssim_k2",
+             "ssim_channel_reduction", "score_pooling", "score_sigma")  # fmt: skip
+    return TemplateAnomalyDetector(
+        **{k: params[k] for k in names}, device=str(detector.net_.device)
+    ).fit(X_train)
 
 
-def _evaluate(detector, data, dataset):
-    """Every figure for the SSIM and SSIM+AM maps of one data set."""
-    figures = {}
-    # UCSD: only the clips with pixel ground truth are evaluated.
+def evaluate(detector, data, dataset=None, *, detailed=True):
+    """Every figure of the template baseline, SSIM, AM and SSIM+AM on one data set.
+
+    Parameters
+    ----------
+    detector : VQVAEAnomalyDetector
+        Fitted.
+    data : sklearn.utils.Bunch
+        A loader's split: ``X_train`` (for the template), ``X_test``,
+        ``y_test`` and (unless ``dataset`` is "cifar10") ``masks_test``; for
+        "ucsd" also ``has_mask``.
+    dataset : {"mvtec", "folder", "ucsd", "cifar10"} or None, default=None
+        The protocol: UCSD evaluates only the clips with pixel ground truth,
+        CIFAR-10 has image labels only. None: like "folder".
+    detailed : bool, default=True
+        Also per-image pixel ROC-AUC, AUPRO@0.3 and pixel F1-max.
+
+    Returns
+    -------
+    figures : dict
+        ``{column: {metric: value}}`` for every column of :data:`COLUMNS`;
+        image scores pooled by the detector's ``score_pooling`` (the
+        template's too).
+    maps : ndarray of shape (n, H, W), float32
+        The SSIM+AM maps of every test image.
+    """
     keep = data.has_mask if dataset == "ucsd" else slice(None)
-    configured = detector.anomaly_map_type
-    for map_type in ("ssim", "ssim+am"):
-        detector.set_params(anomaly_map_type=map_type)
-        all_maps = detector.anomaly_map(data.X_test)
-        maps, y = all_maps[keep], data.y_test[keep]
-        scores = _pool(maps, detector.score_pooling)
+    images = check_images(data.X_test)
+    all_maps = detector_maps(detector, images, MAP_TYPES)
+    all_maps["template"] = template_baseline(detector, data.X_train).anomaly_map(images)
+    figures = {}
+    for column in COLUMNS:
+        maps, y = all_maps[column][keep], data.y_test[keep]
+        scores = pool_maps(maps, detector.score_pooling, detector.score_sigma)
         result = {"image ROC-AUC": image_roc_auc(y, scores)}
         if dataset != "cifar10":
             masks = data.masks_test[keep]
-            result |= {
-                "pixel ROC-AUC (pooled)": pixel_roc_auc(masks, maps),
-                "pixel ROC-AUC (per image)": pixel_roc_auc(
-                    masks, maps, average="per_image"
-                ),
-                "AUPRO@0.3": aupro(masks, maps),
-                "pixel F1-max": f1_max(masks, maps),
-            }
-        figures[map_type] = result
-    detector.set_params(anomaly_map_type=configured)
-    return figures, all_maps
+            result["pixel ROC-AUC (pooled)"] = pixel_roc_auc(masks, maps)
+            if detailed:
+                result |= {
+                    "pixel ROC-AUC (per image)": pixel_roc_auc(
+                        masks, maps, average="per_image"
+                    ),
+                    "AUPRO@0.3": aupro(masks, maps),
+                    "pixel F1-max": f1_max(masks, maps),
+                }
+        figures[column] = result
+    return figures, all_maps["ssim+am"]
 
 
 def _map_variants(detector):
@@ -234,45 +237,43 @@ def _ablation(detector, data, dataset):
     """
     keep = data.has_mask if dataset == "ucsd" else slice(None)
     pooling = detector.score_pooling
-    images = detector._validate_images(data.X_test, reset=False)
+    images = check_images(data.X_test)
     variants = _map_variants(detector)
-    restore = {k: detector.get_params()[k] for _, _, p, _ in variants for k in p}
+    configured = detector.get_params()
+    settings = [map_settings({**configured, **params}) for _, _, params, _ in variants]
     pixel = dataset != "cifar10"
     n, height, width = images.shape[:3]
     store = {
         (i, mt): (
             np.empty((n, height, width), np.float32) if pixel else None,
-            np.empty(n),
-            np.empty(n),
+            {how: np.empty(n) for how in POOLINGS},
         )
         for i in range(len(variants))
-        for mt in _MAP_TYPES
+        for mt in MAP_TYPES
     }
-    try:
-        for batch_slice, batch in detector._iter_batches(images):
-            with torch.no_grad():
-                output = detector.net_.module_(detector._pad(batch))
-                for i, (_, _, params, _) in enumerate(variants):
-                    detector.set_params(**restore)
-                    detector.set_params(**params)
-                    for mt in _MAP_TYPES:
-                        maps = detector._maps_of_output(batch, output, mt)
-                        full, mean, peak = store[i, mt]
-                        if pixel:
-                            full[batch_slice] = maps.cpu().numpy()
-                        mean[batch_slice] = maps.mean(dim=(1, 2)).cpu().numpy()
-                        peak[batch_slice] = maps.amax(dim=(1, 2)).cpu().numpy()
-    finally:
-        detector.set_params(**restore)
+    module = detector.net_.module_
+    for batch_slice, batch, output in forward_batches(
+        module, images, batch_size=int(detector.batch_size), device=detector.net_.device
+    ):
+        for i, variant in enumerate(settings):
+            for mt in MAP_TYPES:
+                maps = maps_of_output(batch, output, module, variant, mt)
+                full, pooled = store[i, mt]
+                if pixel:
+                    full[batch_slice] = maps.cpu().numpy()
+                for how, scores in pooled.items():
+                    scores[batch_slice] = (
+                        pool_maps(maps, how, detector.score_sigma).cpu().numpy()
+                    )
     y = data.y_test[keep]
     table = {}
     for i, (factor, label, _, same) in enumerate(variants):
         row = {"configured": same}
-        for mt in _MAP_TYPES:
-            full, mean, peak = store[i, mt]
+        for mt in MAP_TYPES:
+            full, pooled = store[i, mt]
             figures = {
-                "image ROC-AUC (mean)": image_roc_auc(y, mean[keep]),
-                "image ROC-AUC (max)": image_roc_auc(y, peak[keep]),
+                f"image ROC-AUC ({how})": image_roc_auc(y, scores[keep])
+                for how, scores in pooled.items()
             }
             # The headline image figure pools as the detector is configured.
             figures["image ROC-AUC"] = figures[f"image ROC-AUC ({pooling})"]
@@ -287,11 +288,8 @@ def _ablation(detector, data, dataset):
 
 def run(args):
     """Run the benchmark; print and write the table. Returns the exit code."""
-    from . import VQVAEAnomalyDetector
-    from ._cli import _figure
-
     protocol = PROTOCOLS[args.dataset]
-    model = QUICK_MODEL if args.quick else FULL_MODEL
+    model = CPU_MODEL if args.quick else FULL_MODEL
     epochs = args.max_epochs
     if epochs is None:
         epochs = protocol["epochs"][1 if args.quick else 0]
@@ -314,7 +312,7 @@ def run(args):
         start = time.perf_counter()
         detector.fit(data.X_train)
         seconds = round(time.perf_counter() - start, 1)
-        figures, maps = _evaluate(detector, data, args.dataset)
+        figures, maps = evaluate(detector, data, args.dataset)
         if args.ablation:
             report.setdefault("ablation", {})[name] = _ablation(
                 detector, data, args.dataset
@@ -335,7 +333,7 @@ def run(args):
         }  # fmt: skip
         if args.dataset != "cifar10":
             (out / name).mkdir(exist_ok=True)
-            _figure(detector, data, maps, out / name)
+            save_evaluation_figure(detector, data, maps, out / name)
         print(f"{name}: {json.dumps(figures)}")
     (out / "benchmark.json").write_text(json.dumps(report, indent=2, default=str))
     table = markdown(report)
@@ -357,63 +355,70 @@ def ablation_markdown(report):
         lines += [
             f"Post-processing ablation, {report['dataset']} {name} ({metric}, "
             f"image scores pooled by {report['settings'].get('score_pooling', 'mean')}"
-            "; image ROC-AUC with mean and max pooling of the SSIM+AM map); "
+            "; image ROC-AUC of the SSIM+AM map under each pooling); "
             "* = configured",
             "",
-            "| Factor | Value | SSIM | AM | SSIM+AM | image SSIM+AM (mean) "
-            "| image SSIM+AM (max) |",
-            "|---|---|---|---|---|---|---|",
+            "| Factor | Value | SSIM | AM | SSIM+AM | "
+            + " | ".join(f"image SSIM+AM ({how})" for how in POOLINGS)
+            + " |",
+            "|---|---|---|---|---|" + "---|" * len(POOLINGS),
         ]
         for factor, rows in factors.items():
             for label, row in rows.items():
                 mark = " *" if row["configured"] else ""
-                values = " | ".join(f"{row[mt][metric]:.3f}" for mt in _MAP_TYPES)
+                values = " | ".join(f"{row[mt][metric]:.3f}" for mt in MAP_TYPES)
                 both = row["ssim+am"]
-                mean = both.get("image ROC-AUC (mean)", both["image ROC-AUC"])
-                lines.append(
-                    f"| {factor} | {label}{mark} | {values} "
-                    f"| {mean:.3f} | {both['image ROC-AUC (max)']:.3f} |"
+                images = " | ".join(
+                    f"{both[f'image ROC-AUC ({how})']:.3f}"
+                    if f"image ROC-AUC ({how})" in both
+                    else "–"
+                    for how in POOLINGS
                 )
+                lines.append(f"| {factor} | {label}{mark} | {values} | {images} |")
         lines.append("")
     return "\n".join(lines)
 
 
 def markdown(report):
-    """The paper's table layout: one row per category, ours and the paper's."""
-    metric = (
-        "image ROC-AUC" if report["dataset"] == "cifar10" else "pixel ROC-AUC (pooled)"
-    )
+    """The paper's table layout, with the template baseline and the AM beside.
+
+    One table per metric (pixel ROC-AUC where there are masks, then image
+    ROC-AUC): a row per category with the template, SSIM, AM and SSIM+AM,
+    the paper's SSIM and SSIM+AM, the fit time and the device.
+    """
     what = "quick CPU model" if report["quick"] else "paper's model"
+    metrics = ["image ROC-AUC"]
+    if report["dataset"] != "cifar10":
+        metrics.insert(0, "pixel ROC-AUC (pooled)")
+    settings = {**report.get("model", {}), **report.get("settings", {})}
     lines = [
-        f"{metric}, {report['dataset']}, {what}, {report['image_size']} px, "
+        f"{report['dataset']}, {what}, {report['image_size']} px, "
         f"{report['max_epochs']} epoch(s), on {report.get('device', '?')}",
         "",
-        "Settings: "
-        + ", ".join(
-            f"{k}={v}"
-            for k, v in {
-                **report.get("model", {}),
-                **report.get("settings", {}),
-            }.items()
-        ),
+        "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()),
         "",
-        "| Category | VQ-VAE SSIM | VQ-VAE SSIM+AM | paper SSIM | paper SSIM+AM "
-        "| fit (s) |",
-        "|---|---|---|---|---|---|",
     ]
-    ours = {"ssim": [], "ssim+am": []}
-    for name, r in report["results"].items():
-        paper = r["paper"] or ("–", "–")
-        values = [r[m][metric] for m in ("ssim", "ssim+am")]
-        ours["ssim"].append(values[0])
-        ours["ssim+am"].append(values[1])
-        lines.append(
-            f"| {name} | {values[0]:.3f} | {values[1]:.3f} | {paper[0]} | {paper[1]} "
-            f"| {r['fit_seconds']} |"
-        )
-    if len(report["results"]) > 1:
-        lines.append(
-            f"| Mean | {np.mean(ours['ssim']):.3f} | {np.mean(ours['ssim+am']):.3f} "
-            "| | | |"
-        )
-    return "\n".join(lines) + "\n"
+    heads = " | ".join(COLUMN_NAMES[c] for c in COLUMNS)
+    for metric in metrics:
+        paper = metric.startswith("pixel") == (report["dataset"] != "cifar10")
+        lines += [
+            f"{metric}:",
+            "",
+            f"| Category | {heads} | paper SSIM | paper SSIM+AM | fit (s) | device |",
+            "|---|" + "---|" * (len(COLUMNS) + 4),
+        ]
+        ours = {c: [] for c in COLUMNS}
+        for name, r in report["results"].items():
+            theirs = (r["paper"] if paper else None) or ("–", "–")
+            for c in COLUMNS:
+                ours[c].append(r[c][metric] if c in r else np.nan)
+            values = " | ".join(f"{ours[c][-1]:.3f}" for c in COLUMNS)
+            lines.append(
+                f"| {name} | {values} | {theirs[0]} | {theirs[1]} "
+                f"| {r['fit_seconds']} | {report.get('device', '?')} |"
+            )
+        if len(report["results"]) > 1:
+            means = " | ".join(f"{np.mean(ours[c]):.3f}" for c in COLUMNS)
+            lines.append(f"| Mean | {means} | | | | |")
+        lines.append("")
+    return "\n".join(lines)

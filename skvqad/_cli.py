@@ -1,4 +1,9 @@
-"""Command line: ``skvqad {demo,fit,score,evaluate}`` (also ``python -m skvqad``)."""
+"""Command line: ``skvqad {demo,fit,score,evaluate,benchmark}``.
+
+Also ``python -m skvqad``.
+
+Every subcommand's parser is here; :mod:`skvqad._benchmark` runs the benchmark.
+"""
 
 import argparse
 import ast
@@ -10,18 +15,19 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+from skimage import io
 
-#: A model small enough for a CPU: the paper's architecture with fewer channels.
-CPU_MODEL = dict(
-    n_downsampling=2,
-    n_residual_layers=2,
-    hidden_channels=64,
-    n_embeddings=256,
-    embedding_dim=64,
-    batch_size=16,
-    lr=1e-3,
-    dilation_size=5,
-)
+from ._anomaly_map import pool_maps
+from ._benchmark import COLUMN_NAMES, CPU_MODEL, PROTOCOLS, evaluate
+from ._benchmark import run as run_benchmark
+from ._detector import VQVAEAnomalyDetector
+from ._plotting import save_evaluation_figure
+from .datasets import load_mvtec_ad, make_texture_defects
+from .datasets._io import list_images, read_images
+
+#: Defaults of ``fit``, ``evaluate`` and ``demo``: the CPU model, two
+#: downsamplings and a dilation for its finer latent grid.
+CLI_MODEL = {**CPU_MODEL, "n_downsampling": 2, "dilation_size": 5}
 
 
 def _training_options():
@@ -44,8 +50,8 @@ def _training_options():
         group.add_argument(
             "--" + name.replace("_", "-"),
             type=kind,
-            default=CPU_MODEL[name],
-            help=f"{what} (default: {CPU_MODEL[name]})",
+            default=CLI_MODEL[name],
+            help=f"{what} (default: {CLI_MODEL[name]})",
         )
     group.add_argument(
         "--beta", type=float, default=0.25, help="commitment weight (default: 0.25)"
@@ -64,8 +70,6 @@ def positive_int(text):
 
 def _parse_param(text):
     """``NAME=VALUE`` of ``--param``; VALUE read as a Python literal if it is one."""
-    from . import VQVAEAnomalyDetector
-
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
@@ -222,19 +226,66 @@ def _parser():
     )
     _size_option(evaluate)
 
-    from ._benchmark import add_parser
-
-    add_parser(commands)
+    _benchmark_parser(commands)
     return parser
 
 
-def _detector_from(args, **overrides):
-    from . import VQVAEAnomalyDetector
+def _benchmark_parser(commands):
+    """The ``benchmark`` subcommand (run by :func:`skvqad._benchmark.run`)."""
+    bench = commands.add_parser(
+        "benchmark",
+        help="run the paper's protocol on a data set and write its table",
+        description=(
+            "Train and evaluate with the paper's settings (image size, depth, "
+            "dilation) and write benchmark.md (a table in the layout of the "
+            "paper's Tables I-III, with the paper's numbers beside ours), "
+            "benchmark.json (every figure and setting) and a Fig. 2-style "
+            "picture per category. --quick uses a small model for CPU runs."
+        ),
+    )
+    bench.add_argument("dataset", choices=sorted(PROTOCOLS), help="data set kind")
+    bench.add_argument(
+        "--root",
+        required=True,
+        type=Path,
+        help="mvtec: folder of categories; folder: a data set in the MVTec "
+        "layout; ucsd: folder holding UCSDped1; cifar10: cifar-10-batches-py "
+        "or train/ and test/ folders",
+    )
+    bench.add_argument("--category", action="append",
+                       help="mvtec category, or cifar10 class (repeatable; "
+                       "default: all found / all ten)")  # fmt: skip
+    bench.add_argument(
+        "--quick", action="store_true", help="small model and fewer epochs, for a CPU"
+    )
+    bench.add_argument(
+        "--max-epochs", type=positive_int, help="override the epochs (>= 1)"
+    )
+    param_option(bench, "overrides the protocol's settings, --quick and --max-epochs")
+    bench.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also evaluate every post-processing variant (SSIM window, "
+        "constants and channel reduction, reconstruction, AM upsampling, "
+        "dilation, distance and normalisation), one factor at a time, on each "
+        "trained network, with the SSIM+AM map pooled by each score pooling "
+        "(mean, max, gaussian_max); writes ablation.md",
+    )
+    bench.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("skvqad-benchmark"),
+        help="output folder (default: skvqad-benchmark)",
+    )
+    run_options(bench)
+    return bench
 
-    params = {k: getattr(args, k) for k in CPU_MODEL if hasattr(args, k)}
+
+def _detector_from(args, **overrides):
+    params = {k: getattr(args, k) for k in CLI_MODEL if hasattr(args, k)}
     params.update(overrides)
     params = {
-        **CPU_MODEL,
+        **CLI_MODEL,
         **params,
         "beta": getattr(args, "beta", 0.25),
         "max_epochs": args.max_epochs,
@@ -255,8 +306,6 @@ def _fit_timed(detector, X):
 
 
 def _demo(args):
-    from .datasets import make_texture_defects
-
     data = make_texture_defects(
         args.texture, n_train=args.n_train, random_state=args.seed
     )
@@ -275,8 +324,6 @@ def _image_size(args):
 
 
 def _fit(args):
-    from .datasets._io import list_images, read_images
-
     folder = (
         args.data / "train" / "good"
         if (args.data / "train" / "good").is_dir()
@@ -293,8 +340,6 @@ def _fit(args):
 
 
 def _load_model(path):
-    from . import VQVAEAnomalyDetector
-
     if not Path(path).is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     try:
@@ -307,10 +352,6 @@ def _load_model(path):
 
 
 def _score(args):
-    from skimage import io
-
-    from .datasets._io import list_images, read_images
-
     detector = _load_model(args.model)
     paths = list_images(args.images, what="images")
     size = detector.image_shape_ if args.image_size is None else _image_size(args)
@@ -320,7 +361,7 @@ def _score(args):
         color="gray" if detector.n_channels_ == 1 else "rgb",
     )
     maps = detector.anomaly_map(X)
-    scores = maps.mean(axis=(1, 2), dtype=np.float64)  # = -score_samples
+    scores = pool_maps(maps, detector.score_pooling, detector.score_sigma)
     decision = -scores - detector.offset_
     out = args.output_dir
     (out / "maps").mkdir(parents=True, exist_ok=True)
@@ -345,8 +386,6 @@ def _score(args):
 
 
 def _evaluate(args):
-    from .datasets import load_mvtec_ad
-
     root = args.data.resolve()
     data = load_mvtec_ad(root.parent, root.name, image_size=_image_size(args))
     print(
@@ -363,8 +402,6 @@ def _evaluate(args):
 
 def _report(detector, data, output_dir, name, fit_seconds):
     """Print and write image / pixel ROC-AUC of SSIM and SSIM+AM, and a figure."""
-    from .metrics import image_roc_auc, pixel_roc_auc
-
     report = {
         "data": name,
         "device": str(detector.net_.device),
@@ -373,15 +410,14 @@ def _report(detector, data, output_dir, name, fit_seconds):
         "codebook_usage": round(detector.codebook_usage_, 3),
         "results": {},
     }
-    for map_type in ("ssim", "ssim+am"):
-        detector.set_params(anomaly_map_type=map_type)
-        maps = detector.anomaly_map(data.X_test)
+    figures, maps = evaluate(detector, data, detailed=False)
+    for map_type, result in figures.items():
         report["results"][map_type] = {
-            "image ROC-AUC": image_roc_auc(data.y_test, maps.mean(axis=(1, 2))),
-            "pixel ROC-AUC": pixel_roc_auc(data.masks_test, maps),
+            "image ROC-AUC": result["image ROC-AUC"],
+            "pixel ROC-AUC": result["pixel ROC-AUC (pooled)"],
         }
     output_dir.mkdir(parents=True, exist_ok=True)
-    report["figure"] = str(_figure(detector, data, maps, output_dir))
+    report["figure"] = str(save_evaluation_figure(detector, data, maps, output_dir))
     (output_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
     table = _markdown(report)
     (output_dir / "report.md").write_text(table)
@@ -390,49 +426,24 @@ def _report(detector, data, output_dir, name, fit_seconds):
     return 0
 
 
-def _figure(detector, data, maps, output_dir):
-    """Fig. 2 layout: one normal image and up to two images per defect type."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from . import plot_anomaly_maps
-
-    types = data.get("defect_types")
-    if types is None:  # e.g. UCSD: anomalous or not, from the masks
-        types = np.where(data.y_test == 1, "anomalous", "good")
-    picks = [np.flatnonzero(types == "good")[:1]]
-    picks += [
-        np.flatnonzero(types == k)[:2] for k in dict.fromkeys(types) if k != "good"
-    ]
-    picks = np.concatenate(picks)[:10]
-    # Segmentation threshold from normal data only: the 99.5th percentile of
-    # the pixels of (up to 64) training maps.
-    threshold = float(np.percentile(detector.anomaly_map(data.X_train[:64]), 99.5))
-    fig = plot_anomaly_maps(
-        data.X_test[picks],
-        maps[picks],
-        reconstructions=detector.reconstruct(data.X_test[picks]),
-        masks=data.masks_test[picks],
-        threshold=threshold,
-        titles=list(types[picks]),
-    )
-    path = output_dir / "anomaly_maps.png"
-    fig.savefig(path, dpi=120)
-    return path
-
-
 def _markdown(report):
     seconds = (
         "" if report["fit_seconds"] is None else f", fit {report['fit_seconds']} s"
     )
+    columns = list(report["results"])
     lines = [
-        f"| {report['data']} ({report['device']}{seconds}) "
-        "| VQ-VAE SSIM | VQ-VAE SSIM+AM |",
-        "|---|---|---|",
+        f"| {report['data']} ({report['device']}{seconds}) | "
+        + " | ".join(COLUMN_NAMES[c] for c in columns)
+        + " |",
+        "|---|" + "---|" * len(columns),
     ]
     for metric in ("image ROC-AUC", "pixel ROC-AUC"):
-        values = [report["results"][m][metric] for m in ("ssim", "ssim+am")]
-        lines.append(f"| {metric} | {values[0]:.3f} | {values[1]:.3f} |")
+        values = " | ".join(f"{report['results'][c][metric]:.3f}" for c in columns)
+        lines.append(f"| {metric} | {values} |")
+    lines.append(
+        "\ntemplate: 1 - SSIM against the mean training image, a baseline with "
+        "no learning."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -451,14 +462,12 @@ def main(argv=None):
         stderr), 2 on a usage error (from argparse).
     """
     args = _parser().parse_args(argv)
-    from ._benchmark import run as _benchmark
-
     commands = {
         "demo": _demo,
         "fit": _fit,
         "score": _score,
         "evaluate": _evaluate,
-        "benchmark": _benchmark,
+        "benchmark": run_benchmark,
     }
     try:
         return commands[args.command](args)

@@ -1,171 +1,43 @@
 """VQ-VAE image anomaly detector (Gangloff et al., 2022) as a scikit-learn estimator."""
 
-import copy
 import os
-import threading
+import textwrap
 import warnings
-from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
-from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, check_memory, validate_data
-from skorch.callbacks import Callback, ProgressBar
-from torch.distributions import ContinuousBernoulli
+from sklearn.utils.validation import check_is_fitted, check_memory
 
-from ._maps import (
-    _check_luminance_channels,
-    _symmetric_pad,
-    grey_dilation,
-    ssim_am_map,
-    ssim_map,
-    upsample_alignment_map,
+from . import _parameters
+from ._anomaly_map import (
+    MAP_TYPES,
+    compared_reconstruction,
+    detector_maps,
+    forward_batches,
+    map_settings,
+    offset_from_scores,
+    pad_to_stride,
+    pool_maps,
+    training_statistics,
 )
-from ._model import VQVAE, VQVAELoss
-from ._net import DeadCodeRestart, VQVAENet
-from ._validation import check_images
+from ._maps import check_luminance_channels
+from ._training import StoppedEarly, train_net
+from ._validation import (
+    check_device,
+    check_images,
+    is_tabular,
+    tabular_as_images,
+    tensor_to_array,
+)
 
 __all__ = ["VQVAEAnomalyDetector"]
-
-_GLOBAL_RNG_LOCK = threading.Lock()
-
-#: Bound on min-max scaled tabular values (training rows lie in [0, 1]).
-_TABULAR_CLIP = 1e3
-
-#: Parameters that change the scores of a trained network (and so ``offset_``).
-_SCORING_PARAMS = (
-    "anomaly_map_type",
-    "dilation_size",
-    "upsampling",
-    "alignment_normalization",
-    "alignment_distance",
-    "reconstruction",
-    "ssim_win_size",
-    "ssim_gaussian_weights",
-    "ssim_k1",
-    "ssim_k2",
-    "ssim_channel_reduction",
-    "ssim_dilation_size",
-    "score_pooling",
-    "contamination",
-)
-
-#: Parameters that change the trained network; the others only post-process.
-_TRAINING_PARAMS = (
-    "n_downsampling",
-    "n_residual_layers",
-    "hidden_channels",
-    "n_embeddings",
-    "embedding_dim",
-    "beta",
-    "codebook_update",
-    "restart_dead_codes",
-    "augment",
-    "augment_rotation",
-    "max_epochs",
-    "batch_size",
-    "lr",
-    "optimizer",
-    "callbacks",
-)
-
-
-class _EpochCounter(Callback):
-    """Counts the epochs that run in one training call."""
-
-    def on_train_begin(self, net, **kwargs):
-        self.n_epochs_ = 0
-
-    def on_epoch_end(self, net, **kwargs):
-        self.n_epochs_ += 1
-
-
-class _StoppedEarly(Exception):
-    """Training ended before ``max_epochs``; carries the net, is never cached."""
-
-    def __init__(self, net, n_epochs):
-        super().__init__(n_epochs)
-        self.net, self.n_epochs = net, n_epochs
 
 
 def _plain(value):
     """numpy scalars as Python numbers (for stable cache keys)."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _is_tabular(X):
-    """Whether ``X`` is 2-D (n_samples, n_features) data rather than images."""
-    if hasattr(X, "ndim"):
-        return X.ndim == 2
-    try:
-        return np.asarray(X).ndim == 2
-    except ValueError:  # ragged nested lists: check_images explains
-        return False
-
-
-def _train_net(X, training_params, seed, device, verbose):
-    """Build and train a :class:`VQVAENet` on padded (n, C, H, W) float32 ``X``.
-
-    Module level so that ``joblib.Memory`` can cache it: the key is the data,
-    the training parameters, the seed and the device (not ``verbose``).
-    """
-    p = training_params
-    counter = _EpochCounter()
-    # The counter runs before the user's callbacks, which may stop training.
-    # A copy: skorch sets attributes on callbacks, and the user's objects
-    # (a constructor parameter and part of the cache key) must not change.
-    callbacks = [("epochs_run", counter), *copy.deepcopy(p["callbacks"] or [])]
-    if p["restart_dead_codes"]:
-        callbacks.insert(1, ("restart_dead_codes", DeadCodeRestart(seed=seed)))
-    if verbose >= 2:
-        callbacks.append(("progress", ProgressBar()))
-    net = VQVAENet(
-        module=VQVAE,
-        module__in_channels=X.shape[1],
-        module__hidden_channels=int(p["hidden_channels"]),
-        module__n_embeddings=int(p["n_embeddings"]),
-        module__embedding_dim=int(p["embedding_dim"]),
-        module__n_downsampling=int(p["n_downsampling"]),
-        module__n_residual_layers=int(p["n_residual_layers"]),
-        module__ema_decay=0.99 if p["codebook_update"] == "ema" else None,
-        criterion=VQVAELoss,
-        criterion__beta=float(p["beta"]),
-        optimizer=p["optimizer"],
-        lr=float(p["lr"]),
-        max_epochs=int(p["max_epochs"]),
-        batch_size=int(p["batch_size"]),
-        train_split=None,
-        iterator_train__shuffle=True,
-        # Batch order from a generator of our own, not torch's global one.
-        iterator_train__generator=torch.Generator().manual_seed(seed),
-        callbacks=callbacks,
-        augment=p["augment"],
-        augment_rotation=float(p["augment_rotation"]),
-        augment_seed=seed,
-        device=device,
-        verbose=int(verbose),
-    )
-    # Weight and codebook initialisation draw from torch's global RNG. Seed it
-    # in a forked state (the user's state comes back untouched), under a lock
-    # so that fits in parallel threads cannot interleave their draws.
-    forked = [torch.device(device)] if torch.device(device).type == "cuda" else []
-    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=forked, device_type="cuda"):
-        torch.manual_seed(seed)
-        net.initialize()
-    # skorch ends training quietly on Ctrl-C (KeyboardInterrupt) and early
-    # stopping callbacks; such a net is returned through an exception so that
-    # joblib.Memory does not cache it.
-    try:
-        net.partial_fit(X, y=None)  # trains max_epochs epochs; no re-initialisation
-    finally:  # training-only state, not worth pickling
-        net.module_.quantizer._last_z_e = None
-        net.augment_generator_ = None
-    if counter.n_epochs_ < int(p["max_epochs"]):
-        raise _StoppedEarly(net, counter.n_epochs_)
-    return net
 
 
 class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
@@ -219,6 +91,14 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         uniformly in ``[-augment_rotation, augment_rotation]`` (bilinear,
         reflected at the borders), after the flips. 0 (no rotation) as in the
         paper.
+    crop_size : int or None, default=None
+        Side, in pixels, of the random square crop of each training image
+        that the network trains on, each time the image is drawn (after the
+        flips and rotations); a multiple of ``2**n_downsampling``, at least
+        twice it. None trains on whole images, as in the paper. The network is
+        fully convolutional and scores whole images either way; a step on
+        crops of side ``s`` costs about ``(s / side)**2`` of a whole-image
+        step, so large images train in a fraction of the time.
     anomaly_map_type : {"ssim+am", "ssim", "am"}, default="ssim+am"
         The map returned by :meth:`anomaly_map` and averaged by
         :meth:`score_samples`: SM x AM, SM alone (``1 - SSIM``) or the
@@ -247,6 +127,15 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         The reconstruction compared with the image by SSIM: the mean of the
         decoder's continuous Bernoulli distribution (Loaiza-Ganem and
         Cunningham, 2019, Eq. 5) or its parameter ``sigmoid(logits)``.
+    reconstruction_calibration : {"isotonic", None}, default="isotonic"
+        "isotonic" passes the reconstruction through a monotone map fitted
+        at :meth:`fit` on the training images (scikit-learn's isotonic
+        regression of each channel's pixel values on their reconstructions,
+        ``reconstruction_calibration_``) before SSIM. The continuous
+        Bernoulli mean cannot reach 0 or 1, so without it a black or
+        saturated region that is normal reconstructs as grey and SSIM's
+        luminance term calls it anomalous. None compares the raw
+        reconstruction, as in [1]_.
     ssim_win_size : int, default=11
         Side of the SSIM window, in pixels; odd, >= 3.
     ssim_gaussian_weights : bool, default=True
@@ -267,10 +156,14 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     ssim_dilation_size : int, default=1
         Side of the flat square that grey-dilates the SM map, >= 1 (1 = none;
         [1]_ dilates it for UCSD Ped1).
-    score_pooling : {"mean", "max"}, default="mean"
+    score_pooling : {"mean", "max", "gaussian_max"}, default="mean"
         How an image's anomaly map becomes its score in
-        :meth:`score_samples`: its mean over pixels, as in [1]_, or its
-        maximum.
+        :meth:`score_samples`: its mean over pixels, as in [1]_, its maximum,
+        or the maximum of the map smoothed by a Gaussian of standard
+        deviation ``score_sigma`` (anomalib's image score).
+    score_sigma : float, default=8.0
+        Standard deviation, in pixels, of the smoothing of
+        ``score_pooling="gaussian_max"``, > 0.
     max_epochs : int, default=100
         Training epochs (passes over the training images), >= 1.
     batch_size : int, default=16
@@ -302,20 +195,17 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         split, so monitor ``train_loss_best``).
     memory : str, path-like, joblib.Memory or None, default=None
         Caches the trained network, as ``Pipeline(memory=...)`` caches
-        transformers: the key is the training images, the training
-        parameters (architecture, ``beta``, ``codebook_update``,
-        ``restart_dead_codes``, ``augment``, ``augment_rotation``,
-        ``max_epochs``, ``batch_size``,
-        ``lr``, ``optimizer``, ``callbacks``), the seed drawn from
-        ``random_state`` and the device. A training that stops early is not
-        cached. Refitting with only post-processing parameters changed
-        (``anomaly_map_type``, ``dilation_size``, ``upsampling``,
-        ``alignment_normalization``, ``alignment_distance``,
-        ``reconstruction``, ``ssim_*``,
-        ``score_pooling``, ``contamination``),
-        as a grid search does, then loads the network
-        instead of training it. Needs an int ``random_state`` to hit the
-        cache. None caches nothing.
+        transformers. A training that stops early is not cached; an int
+        ``random_state`` is needed to hit the cache; None caches nothing. The
+        key is the training images, the seed drawn from ``random_state``, the
+        device and the training parameters:
+
+        {training}.
+
+        Refitting with only map or scoring parameters changed, as a grid
+        search does, loads the network instead of training it. Those are:
+
+        {post}.
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table; 2 also shows skorch's
         progress bar.
@@ -344,6 +234,12 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         with its running statistics, as when scoring). After very short
         trainings it can be far lower than the training ``perplexity``
         suggests, since the running statistics lag behind the batches'.
+    reconstruction_calibration_ : ndarray of shape (2, n_channels, 1025), \
+float32
+        The calibration tables for ``reconstruction="mean"`` (row 0) and
+        ``"probs"`` (row 1): the fitted isotonic regressions at 1025 uniform
+        knots of [0, 1], interpolated linearly when applied. Stored in the
+        network (``net_.module_.calibration``), so saved with its weights.
     code_alignment_ : ndarray of shape (n_embeddings,), float32
         Mean AM (squared latent distance, > 0) of the training latent vectors
         that selected each codebook vector; the overall mean for vectors that
@@ -358,60 +254,32 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
 
     Notes
     -----
-    Input images are channels last, as in scikit-image: ``(n, H, W)`` or
-    ``(n, H, W, C)``. ``uint8`` values are divided by 255, ``uint16`` by
-    65535; floating values must already lie in [0, 1]. A ``torch.Tensor`` is
-    read as such an array (detached and copied to the CPU; it is not changed).
-
-    A 2-D input ``(n_samples, n_features)`` is tabular data: each row becomes
-    a greyscale image of height 1 and width ``n_features``, after per-feature
-    min-max scaling fitted on the training rows
-    (:class:`~sklearn.preprocessing.MinMaxScaler`; later rows may fall
-    outside [0, 1], which is allowed since the likelihood is used for
-    training only; scaled values are clipped to [-1000, 1000]). Any numeric
-    dtype is accepted there. This is what lets
-    scikit-learn's tabular tools and estimator checks drive the detector;
-    for images use 3-D or 4-D arrays.
-
-    Any height and width work: images are padded on the
-    bottom and right by symmetric reflection to a multiple of
-    ``2**n_downsampling`` (and at least ``2**(n_downsampling + 1)``), and
-    maps and reconstructions are cropped back to the input size.
+    Images are channels last, as in scikit-image: ``(n, H, W)`` or
+    ``(n, H, W, C)``; ``uint8`` is divided by 255, ``uint16`` by 65535, floats
+    must lie in [0, 1]; torch tensors are read, not changed. Any height and
+    width work (padded by symmetric reflection to a multiple of
+    ``2**n_downsampling``, maps cropped back). 2-D ``(n_samples,
+    n_features)`` input is tabular: min-max scaled rows become images of
+    height 1 (what scikit-learn's estimator checks drive). The
+    documentation's usage page (``docs/usage.rst``) tells more.
 
     The loss sums each term over an image's pixels or latent entries and
     averages over the batch (:func:`skvqad.vq_vae_loss_terms`).
 
-    Departures from the paper, and why. Trained as in the paper (codebook by
-    the loss, no restarts), the codebook collapses: on MVTec AD grid with the
-    paper's model on a GPU, 8 % of the 512 vectors were ever selected, and the
-    AM alone reached a pixel ROC-AUC of only 0.63, so that SSIM+AM (0.855)
-    fell below SSIM (0.861). EMA updates with dead-code restarts keep the
-    whole codebook in use (100 %), the AM alone rises to 0.84 and SSIM+AM to
-    0.91 (SSIM 0.88; squared AM with per-code normalisation, the defaults
-    then). Left-right flips help less and are kept because they
-    did not hurt on average over the sets measured. On CIFAR-10 the squared
-    distances of Eq. 6 let the AM dominate SM x AM, and the AM alone ranks the
-    other classes *below* normal for some classes (automobile 0.33 image
-    ROC-AUC with the reduced model on a CPU), so SSIM+AM only tied SSIM on
-    the ten-class mean (0.595 vs 0.591); the plain distance
-    (``alignment_distance="euclidean"``) gives 0.609 with the same networks,
-    at a cost of 0.02 pixel ROC-AUC on MVTec AD grid (0.761 vs 0.782, still
-    above SSIM's 0.698) (``benchmarks/RESULTS.md``). The paper's setting is
-    ``codebook_update="loss", restart_dead_codes=False, augment=None,
-    alignment_distance="squared"``. ``codebook_usage_`` and the per-epoch
-    ``perplexity`` and ``restarted_codes`` in ``net_.history`` show how much
-    of the codebook is used.
+    Departures from the paper (each measured; the figures and reasons are in
+    ``docs/method.rst`` and ``benchmarks/RESULTS.md``): an EMA codebook with
+    restarts of unused vectors (trained by the loss, the codebook collapses
+    and the AM says little), left-right flips, plain rather than squared
+    distances in the AM, and the calibrated reconstruction. The paper's
+    setting is ``codebook_update="loss", restart_dead_codes=False,
+    augment=None, alignment_distance="squared",
+    reconstruction_calibration=None``.
 
     Pressing Ctrl-C during :meth:`fit` stops training (skorch's behaviour)
-    and leaves a fitted detector with the network as it was, with a warning
-    giving the number of epochs that ran. A fitted detector pickles and
-    ``joblib.dump`` s as a whole; one trained on CUDA loads on a machine without
-    CUDA onto the CPU, with skorch's warning. The network's weights alone are
-    saved with ``detector.net_.save_params(f_params="vqvae.pt")`` and loaded
-    into a detector fitted with the same architecture and
-    ``codebook_update`` (the EMA codebook has two more buffers) with
-    ``detector.net_.load_params(f_params="vqvae.pt")`` (``offset_`` then
-    still comes from that detector's own training images).
+    and leaves a fitted detector with the network as it was, with a warning.
+    A fitted detector pickles and ``joblib.dump`` s as a whole; the
+    documentation's usage page (``docs/usage.rst``) tells how to save and load
+    the network's weights alone and how a CUDA-trained detector loads on a CPU.
 
     References
     ----------
@@ -435,41 +303,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     (2,)
     """
 
-    _parameter_constraints: dict = {
-        "n_downsampling": [Interval(Integral, 1, None, closed="left")],
-        "n_residual_layers": [Interval(Integral, 0, None, closed="left")],
-        "hidden_channels": [Interval(Integral, 1, None, closed="left")],
-        "n_embeddings": [Interval(Integral, 1, None, closed="left")],
-        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
-        "beta": [Interval(Real, 0, None, closed="left")],
-        "codebook_update": [StrOptions({"loss", "ema"})],
-        "restart_dead_codes": ["boolean"],
-        "augment": [None, StrOptions({"hflip", "flips"})],
-        "augment_rotation": [Interval(Real, 0, 180, closed="both")],
-        "anomaly_map_type": [StrOptions({"ssim+am", "ssim", "am"})],
-        "dilation_size": [Interval(Integral, 1, None, closed="left")],
-        "upsampling": [StrOptions({"nearest", "bilinear"})],
-        "reconstruction": [StrOptions({"mean", "probs"})],
-        "alignment_normalization": [None, StrOptions({"per_code"})],
-        "alignment_distance": [StrOptions({"squared", "euclidean"})],
-        "ssim_win_size": [Interval(Integral, 3, None, closed="left")],
-        "ssim_gaussian_weights": ["boolean"],
-        "ssim_k1": [Interval(Real, 0, 1, closed="right")],
-        "ssim_k2": [Interval(Real, 0, 1, closed="right")],
-        "ssim_channel_reduction": [StrOptions({"mean", "min", "luminance"})],
-        "ssim_dilation_size": [Interval(Integral, 1, None, closed="left")],
-        "score_pooling": [StrOptions({"mean", "max"})],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "optimizer": [type],
-        "device": [str],
-        "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
-        "random_state": ["random_state"],
-        "callbacks": [list, None],
-        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
-        "verbose": ["verbose"],
-    }
+    _parameter_constraints: dict = dict(_parameters.CONSTRAINTS)
 
     def __init__(
         self,
@@ -484,12 +318,14 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         restart_dead_codes=True,
         augment="hflip",
         augment_rotation=0.0,
+        crop_size=None,
         anomaly_map_type="ssim+am",
         dilation_size=7,
         upsampling="nearest",
         alignment_normalization=None,
         alignment_distance="euclidean",
         reconstruction="mean",
+        reconstruction_calibration="isotonic",
         ssim_win_size=11,
         ssim_gaussian_weights=True,
         ssim_k1=0.01,
@@ -497,6 +333,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         ssim_channel_reduction="mean",
         ssim_dilation_size=1,
         score_pooling="mean",
+        score_sigma=8.0,
         max_epochs=100,
         batch_size=16,
         lr=2e-4,
@@ -518,12 +355,14 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         self.restart_dead_codes = restart_dead_codes
         self.augment = augment
         self.augment_rotation = augment_rotation
+        self.crop_size = crop_size
         self.anomaly_map_type = anomaly_map_type
         self.dilation_size = dilation_size
         self.upsampling = upsampling
         self.alignment_normalization = alignment_normalization
         self.alignment_distance = alignment_distance
         self.reconstruction = reconstruction
+        self.reconstruction_calibration = reconstruction_calibration
         self.ssim_win_size = ssim_win_size
         self.ssim_gaussian_weights = ssim_gaussian_weights
         self.ssim_k1 = ssim_k1
@@ -531,6 +370,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         self.ssim_channel_reduction = ssim_channel_reduction
         self.ssim_dilation_size = ssim_dilation_size
         self.score_pooling = score_pooling
+        self.score_sigma = score_sigma
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -573,24 +413,26 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         self._check_ssim_win_size()
         images = self._validate_images(X, reset=True)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        device = self._resolve_device()
+        device = check_device(self.device)
         memory = (
             str(self.memory) if isinstance(self.memory, os.PathLike) else self.memory
         )
-        train = check_memory(memory).cache(_train_net, ignore=["verbose"])
+        train = check_memory(memory).cache(train_net, ignore=["verbose"])
         # Plain Python numbers, so that 2e-4 and np.float64(2e-4) share a cache key.
         training_params = {
-            name: _plain(getattr(self, name)) for name in _TRAINING_PARAMS
+            name: _plain(getattr(self, name)) for name in _parameters.TRAINING
         }
+        x = torch.from_numpy(images).movedim(-1, 1)
+        x = pad_to_stride(x, 2 ** int(self.n_downsampling)).contiguous().numpy()
         try:
             self.net_ = train(
-                self._to_padded_array(images),
+                x,
                 training_params,
                 seed,
                 device,
                 self.verbose,
             )
-        except _StoppedEarly as stopped:
+        except StoppedEarly as stopped:
             self.net_ = stopped.net
             warnings.warn(
                 f"Training stopped after {stopped.n_epochs} of {self.max_epochs} "
@@ -600,20 +442,29 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
                 stacklevel=2,
             )
         self.image_shape_ = images.shape[1:3]
-        code_alignment, self.codebook_usage_ = self._code_statistics(images)
+        statistics = training_statistics(
+            self.net_.module_,
+            images,
+            batch_size=int(self.batch_size),
+            device=self.net_.device,
+        )
+        code_alignment, self.codebook_usage_, calibration = statistics
+        self.net_.module_.calibration.copy_(calibration)
         self.net_.module_.quantizer.code_alignment.copy_(code_alignment)
-        train_scores = self._score(images, self.anomaly_map_type)
+        train_scores = self._score(images)
         if not np.isfinite(train_scores).all():
             raise ValueError(
                 "Training diverged: the anomaly maps of the training images are "
                 f"not finite (last loss {self.net_.history[-1, 'train_loss']:.4g}). "
                 "Lower lr or beta."
             )
-        self.offset_ = self._offset_from_scores(train_scores)
-        self._offset_params = {k: _plain(getattr(self, k)) for k in _SCORING_PARAMS}
+        self.offset_ = offset_from_scores(train_scores, self.contamination)
+        self._offset_params = {
+            k: _plain(getattr(self, k)) for k in _parameters.MAP + _parameters.SCORING
+        }
         return self
 
-    def anomaly_map(self, X):
+    def anomaly_map(self, X, *, map_type=None):
         """Pixel anomaly map of each image; higher is more anomalous.
 
         Parameters
@@ -622,24 +473,33 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
 (n_samples, height, width, channels) or (n_samples, n_features)
             Images with as many channels as the training images; any height
             and width.
+        map_type : {"ssim+am", "ssim", "am"} or None, default=None
+            The map to return; None uses ``anomaly_map_type``. Lets one
+            fitted detector give every map without ``set_params``.
 
         Returns
         -------
         maps : ndarray of shape (n_samples, height, width), float32
-            The ``anomaly_map_type`` map, >= 0, same height and width as the
-            input (height 1 for 2-D input). For "ssim" its values are
-            ``1 - SSIM`` in [0, 2]; for "am" and "ssim+am" they are in units of
-            squared latent distance (of latent distance with
-            ``alignment_distance="euclidean"``), unitless with
-            ``alignment_normalization="per_code"``.
+            The map, >= 0, same height and width as the input (height 1 for
+            2-D input). For "ssim" its values are ``1 - SSIM`` in [0, 2]; for
+            "am" and "ssim+am" they are in units of squared latent distance
+            (of latent distance with ``alignment_distance="euclidean"``),
+            unitless with ``alignment_normalization="per_code"``.
 
         Raises
         ------
         ValueError
-            If ``X`` is invalid or its channel count differs from training.
+            If ``X`` is invalid, its channel count differs from training, or
+            ``map_type`` is not one of the three.
         """
+        if map_type is None:
+            map_type = self.anomaly_map_type
+        elif map_type not in MAP_TYPES:
+            raise ValueError(
+                f"map_type must be one of {MAP_TYPES} or None, got {map_type!r}."
+            )
         images = self._validate_images(X, reset=False)
-        return self._anomaly_map(images, self.anomaly_map_type)
+        return self._maps(images, (map_type,))[map_type]
 
     def score_samples(self, X):
         """Normality score of each image: minus the mean (or max) of its anomaly map.
@@ -657,10 +517,11 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         -------
         scores : ndarray of shape (n_samples,), float64
             ``-mean(anomaly_map(X)[i])`` (``-max`` with
-            ``score_pooling="max"``), <= 0.
+            ``score_pooling="max"``, the maximum of the smoothed map with
+            ``"gaussian_max"``), <= 0.
         """
         images = self._validate_images(X, reset=False)
-        return self._score(images, self.anomaly_map_type)
+        return self._score(images)
 
     def decision_function(self, X):
         """Shifted normality score: ``score_samples(X) - offset_``.
@@ -734,11 +595,17 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             greyscale input).
         """
         images = self._validate_images(X, reset=False)
+        settings = map_settings(self.get_params())
         out = np.empty_like(images)
-        for batch_slice, batch in self._iter_batches(images):
-            with torch.no_grad():
-                output = self.net_.module_(self._pad(batch))
-                recon = self._reconstruction(output.logits, batch.shape[-2:])
+        for batch_slice, batch, output in forward_batches(
+            self.net_.module_,
+            images,
+            batch_size=int(self.batch_size),
+            device=self.net_.device,
+        ):
+            recon = compared_reconstruction(
+                output, self.net_.module_, batch.shape[-2:], settings
+            )
             out[batch_slice] = recon.movedim(1, -1).cpu().numpy()
         return out
 
@@ -750,14 +617,9 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
             # Post-processing parameters may have been changed by set_params.
             self._validate_params()
             self._check_ssim_win_size()
-        if isinstance(X, torch.Tensor):
-            # A tensor (on any device, maybe requiring grad) is read, not kept.
-            X = X.detach().cpu()
-            if X.dtype in (torch.bfloat16, torch.float16):
-                X = X.float()  # numpy has no bfloat16
-            X = X.numpy()
-        if _is_tabular(X):
-            images = self._validate_tabular(X, reset=reset)
+        X = tensor_to_array(X)
+        if is_tabular(X):
+            images = tabular_as_images(self, X, reset=reset)
         else:
             images = check_images(X)
             if reset:
@@ -774,190 +636,33 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
                 f"on images with {self.n_channels_} channel(s)."
             )
         if self.ssim_channel_reduction == "luminance":  # before any training
-            _check_luminance_channels(images.shape[-1])
+            check_luminance_channels(images.shape[-1])
         if reset:
             self.n_channels_ = images.shape[-1]
         return images
-
-    def _validate_tabular(self, X, *, reset):
-        """2-D rows -> (n, 1, n_features, 1) images, min-max scaled on training."""
-        if not reset and not hasattr(self, "scaler_"):
-            raise ValueError(
-                "X is 2-D (n_samples, n_features), but the detector was fitted on "
-                "images (n_samples, height, width[, channels])."
-            )
-        X = validate_data(
-            self, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_samples=1
-        )
-        if reset:
-            self.scaler_ = MinMaxScaler().fit(X)
-        # Rows far outside the training range stay far (and float32-finite).
-        scaled = np.clip(self.scaler_.transform(X), -_TABULAR_CLIP, _TABULAR_CLIP)
-        scaled = scaled.astype(np.float32)
-        return scaled[:, np.newaxis, :, np.newaxis]
 
     def _check_ssim_win_size(self):
         if self.ssim_win_size % 2 == 0:
             raise ValueError(f"ssim_win_size must be odd, got {self.ssim_win_size}.")
 
-    def _resolve_device(self):
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        try:
-            device = torch.device(self.device)
-        except RuntimeError as exc:
-            raise ValueError(
-                f"device={self.device!r} is not a torch device ('auto', 'cpu', "
-                "'cuda', 'cuda:1', ...)."
-            ) from exc
-        if device.type == "meta":
-            raise ValueError("device='meta' holds no data; use 'cpu' or 'cuda'.")
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError(f"device={self.device!r} but MPS is not available here.")
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device={self.device!r} but CUDA is not available here; use "
-                "device='auto' or 'cpu'."
-            )
-        return self.device
+    def _maps(self, images, map_types):
+        """{map type: (n, H, W) float32 maps} of validated (n, H, W, C) images."""
+        return detector_maps(self, images, map_types)
+
+    def _score(self, images):
+        """Scores (n,) float64 of validated (n, H, W, C) images."""
+        maps = self._maps(images, (self.anomaly_map_type,))[self.anomaly_map_type]
+        return -pool_maps(maps, self.score_pooling, self.score_sigma)
 
     @property
-    def _scale(self):
-        """Latent stride of the fitted network, ``2**n_downsampling``."""
-        return 2**self.net_.module_.n_downsampling
-
-    def _pad(self, x, scale=None):
-        """Pad (n, C, H, W) bottom/right to a multiple of the latent stride."""
-        scale = self._scale if scale is None else scale
-        height, width = x.shape[-2:]
-        target_h = max(-(-height // scale) * scale, 2 * scale)
-        target_w = max(-(-width // scale) * scale, 2 * scale)
-        if (target_h, target_w) == (height, width):
-            return x
-        return _symmetric_pad(x, 0, target_h - height, 0, target_w - width)
-
-    def _to_padded_array(self, images):
-        """Training images (n, H, W, C) as a padded (n, C, H', W') array."""
-        x = torch.from_numpy(images).movedim(-1, 1)
-        return self._pad(x, 2 ** int(self.n_downsampling)).contiguous().numpy()
-
-    def _iter_batches(self, images):
-        """Yield (slice, (b, C, H, W) float32 tensor on the net's device)."""
-        self.net_.module_.eval()
-        batch_size = int(self.batch_size)
-        for start in range(0, images.shape[0], batch_size):
-            batch_slice = slice(start, start + batch_size)
-            batch = torch.from_numpy(images[batch_slice]).movedim(-1, 1)
-            yield batch_slice, batch.to(self.net_.device)
-
-    def _reconstruction(self, logits, size):
-        height, width = size
-        if self.reconstruction == "probs":
-            recon = torch.sigmoid(logits)
-        else:
-            recon = ContinuousBernoulli(logits=logits, validate_args=False).mean
-        return recon[..., :height, :width]
-
-    def _alignment(self, output):
-        """The AM (b, h, w) of a forward pass, normalised if asked."""
-        am = output.alignment  # Eq. 6, computed once by the quantiser
-        if self.alignment_normalization == "per_code":
-            am = am / self.net_.module_.quantizer.code_alignment[output.indices]
-        if self.alignment_distance == "euclidean":
-            am = am.sqrt()
-        return am
-
-    def _maps_of_output(self, batch, output, map_type):
-        """Anomaly maps (b, H, W) of a batch from its forward pass ``output``."""
-        size = batch.shape[-2:]
-        am = self._alignment(output) if map_type != "ssim" else None
-        if map_type == "am":
-            maps = upsample_alignment_map(
-                am,
-                output_size=size,
-                scale_factor=self._scale,
-                upsampling=self.upsampling,
-                dilation_size=self.dilation_size,
-            )
-            return maps
-        ssim = ssim_map(
-            batch,
-            self._reconstruction(output.logits, size),
-            data_range=1.0,
-            win_size=self.ssim_win_size,
-            gaussian_weights=self.ssim_gaussian_weights,
-            K1=self.ssim_k1,
-            K2=self.ssim_k2,
-            channel_reduction=self.ssim_channel_reduction,
-        )
-        if map_type == "ssim":
-            return grey_dilation(1.0 - ssim, self.ssim_dilation_size)
-        return ssim_am_map(
-            ssim,
-            am,
-            scale_factor=self._scale,
-            dilation_size=self.dilation_size,
-            upsampling=self.upsampling,
-            ssim_dilation_size=self.ssim_dilation_size,
-        )
-
-    def _iter_maps(self, images, map_type):
-        """Yield (slice, maps (b, H, W)) per batch."""
-        for batch_slice, batch in self._iter_batches(images):
-            with torch.no_grad():
-                output = self.net_.module_(self._pad(batch))
-                yield batch_slice, self._maps_of_output(batch, output, map_type)
-
-    def _anomaly_map(self, images, map_type):
-        """Maps (n, H, W) float32 of validated (n, H, W, C) images."""
-        maps = np.empty(images.shape[:3], dtype=np.float32)
-        for batch_slice, batch_maps in self._iter_maps(images, map_type):
-            maps[batch_slice] = batch_maps.cpu().numpy()
-        return maps
-
-    def _score(self, images, map_type):
-        """Scores (n,) float64 of validated (n, H, W, C) images."""
-        scores = np.empty(images.shape[0], dtype=np.float64)
-        for batch_slice, maps in self._iter_maps(images, map_type):
-            if self.score_pooling == "max":
-                pooled = maps.amax(dim=(1, 2))
-            else:
-                pooled = maps.mean(dim=(1, 2))
-            scores[batch_slice] = -pooled.cpu().numpy()
-        return scores
+    def reconstruction_calibration_(self):
+        check_is_fitted(self, "net_")
+        return self.net_.module_.calibration.cpu().numpy().copy()
 
     @property
     def code_alignment_(self):
         check_is_fitted(self, "net_")
         return self.net_.module_.quantizer.code_alignment.cpu().numpy().copy()
-
-    def _code_statistics(self, images):
-        """Mean training AM per code, (M,) float32, and the share of codes used.
-
-        Codes no training vector selects get the mean over all vectors.
-        """
-        n_codes = int(self.n_embeddings)
-        sums = torch.zeros(n_codes, dtype=torch.float64)
-        counts = torch.zeros(n_codes, dtype=torch.float64)
-        for _, batch in self._iter_batches(images):
-            with torch.no_grad():
-                output = self.net_.module_(self._pad(batch))
-            idx = output.indices.reshape(-1).cpu()
-            # Accumulated in float64 on the CPU, never on the device.
-            sums.index_add_(0, idx, output.alignment.reshape(-1).cpu().double())
-            counts += torch.bincount(idx, minlength=n_codes).double()
-        overall = sums.sum() / counts.sum()
-        means = torch.where(counts > 0, sums / counts.clamp_min(1.0), overall)
-        # Floor: a code whose training vectors sit exactly on it must not divide by 0.
-        floor = max(float(overall) * 1e-3, 1e-12)
-        return means.clamp_min(floor).float(), float((counts > 0).double().mean())
-
-    def _offset_from_scores(self, scores):
-        if self.contamination == "auto":
-            median = np.median(scores)
-            mad = np.median(np.abs(scores - median))
-            return float(median - 3.0 * 1.4826 * mad)
-        return float(np.percentile(scores, 100.0 * self.contamination))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -965,3 +670,23 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         tags.input_tags.allow_nan = False
         tags.non_deterministic = torch.cuda.is_available()
         return tags
+
+
+def _fill_parameter_groups(doc):
+    """Write the parameter groups of :mod:`skvqad._parameters` into ``doc``."""
+    groups = {
+        "{training}": _parameters.TRAINING,
+        "{post}": _parameters.MAP + _parameters.SCORING,
+    }
+    for placeholder, names in groups.items():
+        text = textwrap.fill(
+            _parameters.format_names(names),
+            width=79,
+            initial_indent=" " * 8,
+            subsequent_indent=" " * 8,
+        )
+        doc = doc.replace(" " * 8 + placeholder, text)
+    return doc
+
+
+VQVAEAnomalyDetector.__doc__ = _fill_parameter_groups(VQVAEAnomalyDetector.__doc__)

@@ -26,6 +26,7 @@ from ._validation import check_tensor
 
 __all__ = [
     "alignment_map",
+    "gaussian_filter",
     "grey_dilation",
     "ssim_am_map",
     "ssim_map",
@@ -57,7 +58,7 @@ def _symmetric_pad_axis(x, dim, before, after):
     return x.index_select(dim, _symmetric_index(n, before, after, x.device))
 
 
-def _symmetric_pad(x, top, bottom, left, right):
+def symmetric_pad(x, top, bottom, left, right):
     """Pad the last two axes of ``x`` by half-sample symmetric reflection."""
     x = _symmetric_pad_axis(x, x.ndim - 2, top, bottom)
     return _symmetric_pad_axis(x, x.ndim - 1, left, right)
@@ -76,9 +77,43 @@ def _filter(x, window):
     """Separable filter of ``(n, c, H, W)`` by ``window`` with symmetric edges."""
     p = (window.numel() - 1) // 2
     c = x.shape[1]
-    x = _symmetric_pad(x, p, p, p, p)
+    x = symmetric_pad(x, p, p, p, p)
     x = F.conv2d(x, window.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
     return F.conv2d(x, window.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+
+
+def gaussian_filter(maps, sigma, truncate=4.0):
+    """Gaussian smoothing of a batch of maps: ``scipy.ndimage.gaussian_filter``.
+
+    Separable, with half-sample symmetric edges (scipy's ``mode='reflect'``)
+    and the kernel truncated at ``truncate`` standard deviations, as scipy
+    does, so that each map is smoothed independently and as in scipy.
+
+    Parameters
+    ----------
+    maps : torch.Tensor of shape (n, H, W), floating
+    sigma : float
+        Standard deviation, in pixels, > 0.
+    truncate : float, default=4.0
+        Kernel radius in standard deviations.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, H, W), dtype of ``maps``
+
+    Raises
+    ------
+    ValueError
+        If ``maps`` is not 3-D or ``sigma`` is not positive.
+    TypeError
+        If ``maps`` is not a floating-point tensor.
+    """
+    check_tensor(maps, "maps", ndim=3)
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma!r}.")
+    radius = int(truncate * float(sigma) + 0.5)
+    window = _window_1d(2 * radius + 1, True, float(sigma), maps.dtype, maps.device)
+    return _filter(maps.unsqueeze(1), window).squeeze(1)
 
 
 def ssim_map(
@@ -198,7 +233,7 @@ def ssim_map(
     return ssim.mean(dim=1)
 
 
-def _check_luminance_channels(n_channels):
+def check_luminance_channels(n_channels):
     """Raise ValueError unless luminance SSIM can use ``n_channels`` (1 or 3)."""
     if n_channels not in (1, 3):
         raise ValueError(
@@ -209,7 +244,7 @@ def _check_luminance_channels(n_channels):
 
 def _luminance(images):
     """(n, 1, H, W) luminance of (n, 1 or 3, H, W) images (BT.709 weights)."""
-    _check_luminance_channels(images.shape[1])
+    check_luminance_channels(images.shape[1])
     if images.shape[1] == 1:
         return images
     weights = images.new_tensor(_LUMA_WEIGHTS).view(1, 3, 1, 1)

@@ -280,6 +280,10 @@ class VectorQuantizer(nn.Module):
         return int(dead.numel())
 
 
+#: Knots of :attr:`VQVAE.calibration`, uniform in [0, 1].
+CALIBRATION_KNOTS = 1025
+
+
 class VQVAEOutput(NamedTuple):
     """What :meth:`VQVAE.forward` returns.
 
@@ -332,6 +336,15 @@ class VQVAE(nn.Module):
         Passed to :class:`VectorQuantizer`: None trains the codebook by the
         loss, a float by exponential moving averages.
 
+    Attributes
+    ----------
+    calibration : torch.Tensor of shape (2, in_channels, CALIBRATION_KNOTS), \
+float32
+        Monotone maps of the reconstruction's values, for the continuous
+        Bernoulli mean (row 0) and its parameter (row 1), per channel, at
+        uniform knots of [0, 1]; the identity until set (the detector fits
+        them on its training images). A buffer, so saved with the weights.
+
     Notes
     -----
     ``H`` and ``W`` must be multiples of ``2**n_downsampling``; the estimator
@@ -350,6 +363,9 @@ class VQVAE(nn.Module):
     ):
         super().__init__()
         self.n_downsampling = n_downsampling
+        # Identity maps until the detector fits them on the training images.
+        identity = torch.linspace(0.0, 1.0, CALIBRATION_KNOTS)
+        self.register_buffer("calibration", identity.expand(2, in_channels, -1).clone())
         self.encoder = Encoder(
             in_channels,
             hidden_channels,

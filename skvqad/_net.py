@@ -24,9 +24,10 @@ class VQVAENet(NeuralNet):
     float32 array of shape (n_samples, channels, height, width) in [0, 1], with
     height and width multiples of ``2**n_downsampling``.
 
-    The history also records the codebook ``perplexity`` of every training
-    batch, ``exp(-sum_m p_m log p_m)`` with ``p_m`` the share of latent
-    positions that select code ``m``: 1 when a single code is used, up to
+    The history also records (callback :class:`CodebookPerplexity`) the
+    codebook ``perplexity`` of every training batch,
+    ``exp(-sum_m p_m log p_m)`` with ``p_m`` the share of latent positions
+    that select code ``m``: 1 when a single code is used, up to
     ``n_embeddings`` when all are used equally (van den Oord et al., 2017).
     Its per-epoch mean is the ``perplexity`` column of ``net.history``.
 
@@ -44,8 +45,16 @@ class VQVAENet(NeuralNet):
         image turns about its centre by an angle drawn uniformly in
         ``[-augment_rotation, augment_rotation]``, bilinear, reflected at the
         borders (after the flips). 0 turns nothing.
+    crop_size : int or None, default=None
+        Train on one random square crop of this side, in pixels, of each
+        training image in each batch (after the flips and rotations); a
+        multiple of ``2**n_downsampling`` so that the latent grid tiles it.
+        None, or a side not smaller than the images, trains on whole images.
+        The network is fully convolutional, so it scores whole images all
+        the same.
     augment_seed : int, default=0
-        Seed of the private CPU generator that draws the flips and angles.
+        Seed of the private CPU generator that draws the flips, angles and
+        crops.
     **kwargs
         As for :class:`skorch.NeuralNet`.
     """
@@ -57,18 +66,21 @@ class VQVAENet(NeuralNet):
         *args,
         augment=None,
         augment_rotation=0.0,
+        crop_size=None,
         augment_seed=0,
         **kwargs,
     ):
         super().__init__(module, criterion, *args, **kwargs)
         self.augment = augment
         self.augment_rotation = augment_rotation
+        self.crop_size = crop_size
         self.augment_seed = augment_seed
 
     def get_default_callbacks(self):
-        """skorch's defaults plus the per-epoch mean of the batch perplexity."""
+        """skorch's defaults, the batch perplexity and its per-epoch mean."""
         return [
             *super().get_default_callbacks(),
+            ("codebook_perplexity", CodebookPerplexity()),
             (
                 "perplexity",
                 PassthroughScoring(
@@ -77,10 +89,9 @@ class VQVAENet(NeuralNet):
             ),
         ]
 
-    def train_step_single(self, batch, **fit_params):
-        """skorch's training step, on a randomly flipped and turned batch."""
-        if self.augment is None and not self.augment_rotation:
-            return super().train_step_single(batch, **fit_params)
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Check the augmentation settings once per training call."""
+        super().on_train_begin(net, X=X, y=y, **kwargs)
         if self.augment not in AUGMENTATIONS:
             raise ValueError(
                 f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}"
@@ -90,6 +101,19 @@ class VQVAENet(NeuralNet):
                 f"augment_rotation must be in [0, 180] degrees, "
                 f"got {self.augment_rotation!r}"
             )
+        stride = 2**self.module_.n_downsampling
+        if self.crop_size is not None and (
+            self.crop_size < 2 * stride or self.crop_size % stride
+        ):
+            raise ValueError(
+                f"crop_size must be a multiple of 2**n_downsampling = {stride} "
+                f"and at least {2 * stride}, got {self.crop_size!r}."
+            )
+
+    def train_step_single(self, batch, **fit_params):
+        """skorch's training step, on a randomly flipped, turned and cropped batch."""
+        if self.augment is None and not self.augment_rotation and not self.crop_size:
+            return super().train_step_single(batch, **fit_params)
         Xi, yi = unpack_data(batch)
         x = to_tensor(Xi, device=self.device)
         generator = getattr(self, "augment_generator_", None)
@@ -103,6 +127,8 @@ class VQVAENet(NeuralNet):
             x = torch.where(flip, x.flip(axis), x)
         if self.augment_rotation:
             x = random_rotation(x, self.augment_rotation, generator)
+        if self.crop_size:
+            x = random_crop(x, self.crop_size, generator)
         return super().train_step_single((x, yi), **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
@@ -125,13 +151,6 @@ class VQVAENet(NeuralNet):
         torch.Tensor, scalar
         """
         x = to_tensor(X, device=self.device)
-        if training:
-            self.history.record_batch(
-                "perplexity",
-                codebook_perplexity(
-                    y_pred.indices, self.module_.quantizer.codebook.num_embeddings
-                ),
-            )
         return self.criterion_(y_pred.logits, x, y_pred.z_e, y_pred.z_q)
 
 
@@ -170,6 +189,38 @@ def random_rotation(x, max_degrees, generator):
     return F.grid_sample(
         x, grid, mode="bilinear", padding_mode="reflection", align_corners=False
     )
+
+
+def random_crop(x, size, generator):
+    """One random square crop of each image of a batch, batched on its device.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (n, C, H, W)
+        The images.
+    size : int
+        Side of the crops, in pixels, >= 1; an axis shorter than ``size`` is
+        kept whole.
+    generator : torch.Generator
+        CPU generator the offsets are drawn from (uniform over all crops that
+        fit).
+
+    Returns
+    -------
+    torch.Tensor of shape (n, C, min(size, H), min(size, W)), dtype of ``x``
+    """
+    n, _, height, width = x.shape
+    crop_h, crop_w = min(size, height), min(size, width)
+    if (crop_h, crop_w) == (height, width):
+        return x
+    top = torch.randint(0, height - crop_h + 1, (n,), generator=generator)
+    left = torch.randint(0, width - crop_w + 1, (n,), generator=generator)
+    rows = (top[:, None] + torch.arange(crop_h)).to(x.device)
+    cols = (left[:, None] + torch.arange(crop_w)).to(x.device)
+    images = torch.arange(n, device=x.device)[:, None, None]
+    # Advanced indexing gathers every crop at once: (n, crop_h, crop_w, C).
+    crops = x.movedim(1, -1)[images, rows[:, :, None], cols[:, None, :]]
+    return crops.movedim(-1, 1).contiguous()
 
 
 def codebook_perplexity(indices, n_embeddings):
@@ -226,3 +277,19 @@ class DeadCodeRestart(Callback):
     def on_train_end(self, net, **kwargs):
         net.module_.quantizer._last_z_e = None
         self.generator_ = None
+
+
+class CodebookPerplexity(Callback):
+    """Record the codebook perplexity of every training batch (skorch callback).
+
+    Writes :func:`codebook_perplexity` of the batch's selected indices into
+    the batch history under ``perplexity``; skorch's
+    :class:`~skorch.callbacks.PassthroughScoring` averages it per epoch.
+    """
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        if training and y_pred is not None:
+            n_codes = net.module_.quantizer.codebook.num_embeddings
+            net.history.record_batch(
+                "perplexity", codebook_perplexity(y_pred.indices, n_codes)
+            )

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["plot_anomaly_maps"]
+__all__ = ["plot_anomaly_maps", "save_evaluation_figure"]
 
 
 def plot_anomaly_maps(
@@ -128,3 +128,59 @@ def _show(ax, image):
     if image.dtype in (np.uint8, np.uint16):
         image = image / float(np.iinfo(image.dtype).max)
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+
+
+def save_evaluation_figure(detector, data, maps, output_dir):
+    """Write ``anomaly_maps.png``: one normal test image and two per defect type.
+
+    The layout of :func:`plot_anomaly_maps` (Fig. 2 of Gangloff et al., 2022),
+    for the reports
+    of ``skvqad evaluate``, ``demo`` and ``benchmark``. The segmentation
+    threshold comes from normal data only: the 99.5th percentile of the
+    pixels of (up to 64) training maps.
+
+    Parameters
+    ----------
+    detector : VQVAEAnomalyDetector
+        Fitted.
+    data : sklearn.utils.Bunch
+        ``X_train``, ``X_test``, ``y_test``, ``masks_test`` and, when the
+        loader gives it, ``defect_types`` (else the images are titled
+        "anomalous" or "good" from ``y_test``).
+    maps : ndarray of shape (n_test, H, W), float32
+        The test images' anomaly maps.
+    output_dir : pathlib.Path
+        Existing folder to write into.
+
+    Returns
+    -------
+    pathlib.Path
+        The figure's path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    types = data.get("defect_types")
+    if types is None:  # e.g. UCSD: anomalous or not, from the masks
+        types = np.where(data.y_test == 1, "anomalous", "good")
+    picks = [np.flatnonzero(types == "good")[:1]]
+    picks += [
+        np.flatnonzero(types == k)[:2] for k in dict.fromkeys(types) if k != "good"
+    ]
+    picks = np.concatenate(picks)[:10]
+    threshold = float(np.percentile(detector.anomaly_map(data.X_train[:64]), 99.5))
+    fig = plot_anomaly_maps(
+        data.X_test[picks],
+        maps[picks],
+        reconstructions=detector.reconstruct(data.X_test[picks]),
+        masks=data.masks_test[picks],
+        threshold=threshold,
+        titles=list(types[picks]),
+    )
+    path = output_dir / "anomaly_maps.png"
+    fig.savefig(path, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path

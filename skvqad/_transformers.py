@@ -6,6 +6,8 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
 from ._detector import VQVAEAnomalyDetector
+from ._parameters import MAP, format_names
+from ._validation import check_images, is_tabular, tensor_to_array
 
 __all__ = ["AlignmentMapTransformer", "SSIMAMMapTransformer", "SSIMMapTransformer"]
 
@@ -15,10 +17,8 @@ _PARAMETERS = """Parameters
     detector : VQVAEAnomalyDetector or None, default=None
         The detector whose VQ-VAE makes the maps; cloned and fitted in
         :meth:`fit` unless ``prefit``. None means ``VQVAEAnomalyDetector()``.
-        Its map settings (the ``ssim_*`` parameters, ``dilation_size``,
-        ``upsampling``, ``alignment_normalization``, ``alignment_distance``,
-        ``reconstruction``)
-        apply; its ``anomaly_map_type`` and ``score_pooling`` do not.
+        Its map parameters apply ({map_parameters}); its
+        ``anomaly_map_type`` and ``score_pooling`` do not.
     prefit : bool, default=False
         If True, ``detector`` must already be fitted and is used as is.
 
@@ -34,7 +34,8 @@ _PARAMETERS = """Parameters
 
 def _with_shared_docs(cls):
     """Fill ``{parameters}`` in a transformer's docstring (one source of text)."""
-    cls.__doc__ = cls.__doc__.replace("{parameters}", _PARAMETERS)
+    parameters = _PARAMETERS.replace("{map_parameters}", format_names(MAP))
+    cls.__doc__ = cls.__doc__.replace("{parameters}", parameters)
     return cls
 
 
@@ -86,8 +87,12 @@ class _MapTransformer(TransformerMixin, BaseEstimator):
         else:
             base = VQVAEAnomalyDetector() if self.detector is None else self.detector
             self.detector_ = clone(base).fit(X, y)
-        images = self.detector_._validate_images(X, reset=False)
-        self.map_shape_ = images.shape[1:3]
+        if not self.prefit:
+            self.map_shape_ = tuple(self.detector_.image_shape_)
+        elif is_tabular(X := tensor_to_array(X)):
+            self.map_shape_ = (1, np.shape(X)[1])
+        else:
+            self.map_shape_ = check_images(X).shape[1:3]
         if hasattr(self.detector_, "n_features_in_"):
             self.n_features_in_ = self.detector_.n_features_in_
         return self
@@ -114,13 +119,12 @@ class _MapTransformer(TransformerMixin, BaseEstimator):
             If ``X`` is invalid or its height and width differ from training.
         """
         check_is_fitted(self)
-        images = self.detector_._validate_images(X, reset=False)
-        if images.shape[1:3] != self.map_shape_:
+        maps = self.detector_.anomaly_map(X, map_type=self._map_type)
+        if maps.shape[1:] != self.map_shape_:
             raise ValueError(
-                f"X has images of size {images.shape[1:3]}, but the transformer "
+                f"X has images of size {maps.shape[1:]}, but the transformer "
                 f"was fitted on size {self.map_shape_}."
             )
-        maps = self.detector_._anomaly_map(images, self._map_type)
         return maps.reshape(len(maps), -1)
 
     def get_feature_names_out(self, input_features=None):

@@ -1,7 +1,13 @@
 """Input validation for batches of images."""
 
 import numpy as np
+import torch
+from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils import check_array
+from sklearn.utils.validation import validate_data
+
+#: Bound on min-max scaled tabular values (training rows lie in [0, 1]).
+_TABULAR_CLIP = 1e3
 
 _INTEGER_SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
@@ -105,3 +111,106 @@ def check_tensor(tensor, name, *, ndim=None, like=None):
             f"{name} is {tensor.dtype} on {tensor.device}, but the other input is "
             f"{like.dtype} on {like.device}; use one dtype and device."
         )
+
+
+def tensor_to_array(X):
+    """A torch tensor as a numpy array (detached, on the CPU); anything else as is.
+
+    The tensor is read, never changed; float16 and bfloat16 become float32
+    (numpy has no bfloat16).
+    """
+    if not isinstance(X, torch.Tensor):
+        return X
+    X = X.detach().cpu()
+    if X.dtype in (torch.bfloat16, torch.float16):
+        X = X.float()
+    return X.numpy()
+
+
+def is_tabular(X):
+    """Whether ``X`` is 2-D (n_samples, n_features) data rather than images."""
+    if hasattr(X, "ndim"):
+        return X.ndim == 2
+    try:
+        return np.asarray(X).ndim == 2
+    except ValueError:  # ragged nested lists: check_images explains
+        return False
+
+
+def check_device(device):
+    """The torch device string to use for ``device`` ("auto" or a torch device).
+
+    Parameters
+    ----------
+    device : str
+        ``"auto"`` (CUDA when available, else the CPU) or a torch device
+        string such as ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not a torch device, is ``"meta"``, or names CUDA or
+        MPS where it is not available.
+    """
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as exc:
+        raise ValueError(
+            f"device={device!r} is not a torch device ('auto', 'cpu', "
+            "'cuda', 'cuda:1', ...)."
+        ) from exc
+    if kind == "meta":
+        raise ValueError("device='meta' holds no data; use 'cpu' or 'cuda'.")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} but MPS is not available here.")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} but CUDA is not available here; use "
+            "device='auto' or 'cpu'."
+        )
+    return device
+
+
+def tabular_as_images(estimator, X, *, reset):
+    """2-D rows as (n, 1, n_features, 1) images, min-max scaled on the training rows.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        Gets ``n_features_in_`` (scikit-learn's ``validate_data``) and, with
+        ``reset``, ``scaler_`` (a fitted
+        :class:`~sklearn.preprocessing.MinMaxScaler`).
+    X : array-like of shape (n_samples, n_features)
+    reset : bool
+        True at fit time.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, 1, n_features, 1), float32
+        Scaled values, clipped to [-1000, 1000] so that rows far outside the
+        training range stay far and float32-finite.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is invalid, has another number of features than at fit time,
+        or the estimator was fitted on images.
+    """
+    if not reset and not hasattr(estimator, "scaler_"):
+        raise ValueError(
+            "X is 2-D (n_samples, n_features), but the detector was fitted on "
+            "images (n_samples, height, width[, channels])."
+        )
+    X = validate_data(
+        estimator, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_samples=1
+    )
+    if reset:
+        estimator.scaler_ = MinMaxScaler().fit(X)
+    scaled = np.clip(estimator.scaler_.transform(X), -_TABULAR_CLIP, _TABULAR_CLIP)
+    return scaled.astype(np.float32)[:, np.newaxis, :, np.newaxis]

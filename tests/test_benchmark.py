@@ -55,11 +55,12 @@ def test_mvtec_benchmark_writes_the_paper_table(tmp_path, small_protocols, capsy
     report = json.loads((tmp_path / "out" / "benchmark.json").read_text())
     grid = report["results"]["grid"]
     assert grid["paper"] == [0.99, 0.99]
-    for map_type in ("ssim", "ssim+am"):
+    for column in ("template", "ssim", "am", "ssim+am"):
         for metric in ("image ROC-AUC", "pixel ROC-AUC (pooled)", "AUPRO@0.3"):
-            assert 0 <= grid[map_type][metric] <= 1
+            assert 0 <= grid[column][metric] <= 1
     table = (tmp_path / "out" / "benchmark.md").read_text()
     assert "| grid |" in table and "| 0.99 | 0.99 |" in table
+    assert "| template | SSIM | AM | SSIM+AM |" in table
     assert (tmp_path / "out" / "grid" / "anomaly_maps.png").is_file()
 
 
@@ -92,16 +93,19 @@ def test_cifar10_and_ucsd_benchmarks(tmp_path, small_protocols):
 
 
 def test_markdown_mean_row():
+    columns = ("template", "ssim", "am", "ssim+am")
     report = {
         "dataset": "cifar10", "quick": True, "image_size": 32, "max_epochs": 1,
         "results": {
             c: {"paper": [0.7, 0.7], "fit_seconds": 1.0,
-                "ssim": {"image ROC-AUC": v}, "ssim+am": {"image ROC-AUC": v + 0.1}}
+                **{m: {"image ROC-AUC": v + 0.1 * k} for k, m in enumerate(columns)}}
             for c, v in (("airplane", 0.5), ("ship", 0.7))
         },
     }  # fmt: skip
     table = markdown(report)
-    assert "| Mean | 0.600 | 0.700 |" in table
+    assert "| Category | template | SSIM | AM | SSIM+AM |" in table
+    assert "| Mean | 0.600 | 0.700 | 0.800 | 0.900 |" in table
+    assert "| ship | 0.700 | 0.800 | 0.900 | 1.000 | 0.7 | 0.7 |" in table
 
 
 def test_params_and_ablation(tmp_path, small_protocols):

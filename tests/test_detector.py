@@ -453,7 +453,7 @@ def test_euclidean_alignment_distance_is_the_root_after_normalisation(
 def test_reconstruction_probs_is_the_sigmoid_of_the_logits(fitted_grey, grey_images):
     detector = clone(fitted_grey)
     detector.__dict__.update(fitted_grey.__dict__)
-    detector.set_params(reconstruction="probs")
+    detector.set_params(reconstruction="probs", reconstruction_calibration=None)
     logits = _forward(fitted_grey, grey_images[:2]).logits
     np.testing.assert_allclose(
         detector.reconstruct(grey_images[:2])[..., 0],

@@ -217,3 +217,18 @@ def test_map_functions_reject_bad_tensors():
             upsampling="nearest",
             dilation_size=1,
         )
+
+
+@pytest.mark.parametrize("sigma", [0.7, 2.0, 8.0])
+@pytest.mark.parametrize("shape", [(17, 23), (5, 40)])
+def test_gaussian_filter_matches_scipy(sigma, shape):
+    from skvqad import gaussian_filter
+
+    maps = np.random.default_rng(0).uniform(size=(3, *shape))
+    ours = gaussian_filter(torch.from_numpy(maps), sigma).numpy()
+    for mine, image in zip(ours, maps):
+        np.testing.assert_allclose(
+            mine, ndimage.gaussian_filter(image, sigma, mode="reflect"), atol=1e-12
+        )
+    with pytest.raises(ValueError, match="sigma"):
+        gaussian_filter(torch.from_numpy(maps), 0.0)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from skvqad import VQVAE, VQVAELoss
-from skvqad._net import DeadCodeRestart, VQVAENet, random_rotation
+from skvqad._net import DeadCodeRestart, VQVAENet, random_crop, random_rotation
 
 
 def _net(**kwargs):
@@ -34,7 +34,7 @@ def _asymmetric_images(n=16):
     return x
 
 
-def _training_batches(net, x, monkeypatch):
+def _training_batches(net, x, monkeypatch, shape=None):
     """The images the network trained on in one epoch, (n, C, H, W) numpy."""
     seen = []
     net.initialize()
@@ -47,7 +47,7 @@ def _training_batches(net, x, monkeypatch):
     monkeypatch.setattr(net, "infer", spy)
     net.partial_fit(x, y=None)
     batch = torch.cat(seen).numpy()
-    assert batch.shape == x.shape
+    assert batch.shape == (x.shape if shape is None else shape)
     return batch
 
 
@@ -117,6 +117,35 @@ def test_training_batches_are_rotated_when_asked(monkeypatch):
     )
     with pytest.raises(ValueError, match="augment_rotation"):
         _net(augment_rotation=200.0, max_epochs=1).fit(x, y=None)
+
+
+def test_random_crop_takes_windows_of_each_image():
+    x = torch.arange(3 * 2 * 10 * 12, dtype=torch.float32).reshape(3, 2, 10, 12)
+    generator = torch.Generator().manual_seed(0)
+    crops = random_crop(x, 4, generator)
+    assert crops.shape == (3, 2, 4, 4)
+    for image, crop in zip(x, crops):
+        # Row-major values: the crop's top-left value gives its offset.
+        top, left = divmod(int(crop[0, 0, 0]) % 120, 12)
+        torch.testing.assert_close(crop, image[:, top : top + 4, left : left + 4])
+    assert random_crop(x, 12, generator).shape == (3, 2, 10, 12)  # rows kept whole
+    assert random_crop(x, 64, generator) is x
+
+
+def test_training_batches_are_crops_when_asked(monkeypatch):
+    x = np.random.default_rng(0).uniform(size=(16, 1, 8, 8)).astype(np.float32)
+    net = _net(crop_size=4, augment_seed=1, max_epochs=1)
+    batch = _training_batches(net, x, monkeypatch, shape=(16, 1, 4, 4))
+    # Every training crop is a window of some input image.
+    windows = {
+        x[i, 0, r : r + 4, c : c + 4].tobytes()
+        for i in range(16)
+        for r in range(5)
+        for c in range(5)
+    }
+    assert all(crop[0].tobytes() in windows for crop in batch)
+    with pytest.raises(ValueError, match="crop_size"):
+        _net(crop_size=3, max_epochs=1).fit(x, y=None)
 
 
 def test_unknown_augment_is_a_value_error():

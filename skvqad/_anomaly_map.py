@@ -1,0 +1,477 @@
+"""Anomaly maps and image scores from a trained VQ-VAE (Gangloff et al., 2022).
+
+The one place where a trained :class:`~skvqad.VQVAE` and a batch of images
+become reconstructions, SM, AM and SSIM+AM maps, and maps become image scores
+(the role of anomalib's ``anomaly_map.py``). The estimator, the map
+transformers, the benchmark and its ablation all go through these functions.
+
+``settings`` is always a mapping holding the map parameters of
+:data:`skvqad._parameters.MAP` (as ``VQVAEAnomalyDetector.get_params()``
+does); the batched map math itself lives in :mod:`skvqad._maps`.
+
+References
+----------
+.. [1] H. Gangloff, M.-T. Pham, L. Courtrai, S. Lefèvre, "Leveraging
+   Vector-Quantized Variational Autoencoder Inner Metrics for Anomaly
+   Detection", 2022. https://hal.science/hal-03541964
+"""
+
+import numpy as np
+import torch
+from sklearn.isotonic import IsotonicRegression
+from torch.distributions import ContinuousBernoulli
+
+from ._maps import (
+    gaussian_filter,
+    grey_dilation,
+    ssim_am_map,
+    ssim_map,
+    symmetric_pad,
+    upsample_alignment_map,
+)
+from ._model import CALIBRATION_KNOTS
+from ._parameters import MAP
+
+__all__ = [
+    "MAP_TYPES",
+    "POOLINGS",
+    "anomaly_maps",
+    "calibrate",
+    "compared_reconstruction",
+    "detector_maps",
+    "forward_batches",
+    "map_settings",
+    "maps_of_output",
+    "offset_from_scores",
+    "pad_to_stride",
+    "pool_maps",
+    "reconstruction",
+    "training_statistics",
+]
+
+#: The maps a network gives: SM (``1 - SSIM``), AM, and their product.
+MAP_TYPES = ("ssim", "am", "ssim+am")
+#: What SSIM compares the image with (:func:`reconstruction`).
+RECONSTRUCTIONS = ("mean", "probs")
+#: How a map becomes an image score (:func:`pool_maps`).
+POOLINGS = ("mean", "max", "gaussian_max")
+
+
+def map_settings(params):
+    """The map parameters of ``params`` (e.g. ``detector.get_params()``), as a dict."""
+    return {name: params[name] for name in MAP}
+
+
+def pad_to_stride(x, stride):
+    """Pad a batch on the bottom and right to a multiple of the latent stride.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (n, C, H, W), floating
+    stride : int
+        ``2**n_downsampling``, >= 1.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, C, H', W')
+        ``x`` padded by half-sample symmetric reflection, with ``H'`` and
+        ``W'`` the smallest multiples of ``stride`` that are >= ``H``, ``W``
+        and ``2 * stride``; ``x`` itself when nothing is needed.
+    """
+    height, width = x.shape[-2:]
+    target_h = max(-(-height // stride) * stride, 2 * stride)
+    target_w = max(-(-width // stride) * stride, 2 * stride)
+    if (target_h, target_w) == (height, width):
+        return x
+    return symmetric_pad(x, 0, target_h - height, 0, target_w - width)
+
+
+def forward_batches(module, images, *, batch_size, device):
+    """Run the network on images, batch by batch, without gradients.
+
+    Parameters
+    ----------
+    module : skvqad.VQVAE
+        The trained network; put in evaluation mode.
+    images : ndarray of shape (n, H, W, C), float32
+        Images in [0, 1], channels last.
+    batch_size : int
+        Images per forward pass, >= 1.
+    device : str or torch.device
+        The network's device.
+
+    Yields
+    ------
+    batch_slice : slice
+        The batch's rows of ``images``.
+    batch : torch.Tensor of shape (b, C, H, W), float32, on ``device``
+        The images, unpadded.
+    output : skvqad.VQVAEOutput
+        The forward pass of the padded batch (latent grid of the padded size).
+    """
+    module.eval()
+    stride = 2**module.n_downsampling
+    for start in range(0, images.shape[0], batch_size):
+        batch_slice = slice(start, start + batch_size)
+        batch = torch.from_numpy(images[batch_slice]).movedim(-1, 1).to(device)
+        with torch.no_grad():
+            output = module(pad_to_stride(batch, stride))
+        yield batch_slice, batch, output
+
+
+def reconstruction(logits, size, kind):
+    """The reconstruction SSIM compares with the image.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (b, C, H', W'), floating
+        Continuous Bernoulli logits of the decoder.
+    size : tuple of int (H, W)
+        The unpadded image size, ``H <= H'`` and ``W <= W'``.
+    kind : {"mean", "probs"}
+        The distribution's mean (Loaiza-Ganem and Cunningham, 2019, Eq. 5) or
+        its parameter ``sigmoid(logits)``.
+
+    Returns
+    -------
+    torch.Tensor of shape (b, C, H, W), dtype of ``logits``
+        Values in [0, 1], cropped to ``size`` from the top left.
+    """
+    height, width = size
+    if kind == "probs":
+        recon = torch.sigmoid(logits)
+    else:
+        recon = ContinuousBernoulli(logits=logits, validate_args=False).mean
+    return recon[..., :height, :width]
+
+
+def compared_reconstruction(output, module, size, settings):
+    """The reconstruction SSIM compares with the image, calibrated if asked.
+
+    Parameters
+    ----------
+    output : skvqad.VQVAEOutput
+        A forward pass.
+    module : skvqad.VQVAE
+        The network; its ``calibration`` tables are read.
+    size : tuple of int (H, W)
+        The unpadded image size.
+    settings : mapping
+        The map parameters; ``reconstruction`` and
+        ``reconstruction_calibration`` are read.
+
+    Returns
+    -------
+    torch.Tensor of shape (b, C, H, W), dtype of the logits, in [0, 1]
+    """
+    kind = settings["reconstruction"]
+    recon = reconstruction(output.logits, size, kind)
+    if settings["reconstruction_calibration"] == "isotonic":
+        table = module.calibration[RECONSTRUCTIONS.index(kind)]
+        recon = calibrate(recon, table.to(recon))
+    return recon
+
+
+def _alignment(output, module, settings):
+    """The AM (b, h, w) of a forward pass: Eq. 6 of [1]_, normalised if asked."""
+    am = output.alignment  # computed once by the quantiser
+    if settings["alignment_normalization"] == "per_code":
+        am = am / module.quantizer.code_alignment[output.indices]
+    if settings["alignment_distance"] == "euclidean":
+        am = am.sqrt()
+    return am
+
+
+def maps_of_output(batch, output, module, settings, map_type):
+    """Anomaly maps of a batch from its forward pass.
+
+    Parameters
+    ----------
+    batch : torch.Tensor of shape (b, C, H, W), float32
+        The unpadded images, in [0, 1].
+    output : skvqad.VQVAEOutput
+        ``module``'s forward pass of the padded batch.
+    module : skvqad.VQVAE
+        The network (its stride and per-code statistics are read).
+    settings : mapping
+        The map parameters (:data:`skvqad._parameters.MAP`).
+    map_type : {"ssim", "am", "ssim+am"}
+        SM ``1 - SSIM`` (Eq. 5 of [1]_), the upsampled, dilated AM (Eq. 6),
+        or their product (Section II-C).
+
+    Returns
+    -------
+    torch.Tensor of shape (b, H, W), float32, on the batch's device
+        >= 0 (SM is in [0, 2]); higher is more anomalous.
+    """
+    size = tuple(batch.shape[-2:])
+    stride = 2**module.n_downsampling
+    if map_type == "am":
+        return upsample_alignment_map(
+            _alignment(output, module, settings),
+            output_size=size,
+            scale_factor=stride,
+            upsampling=settings["upsampling"],
+            dilation_size=settings["dilation_size"],
+        )
+    ssim = ssim_map(
+        batch,
+        compared_reconstruction(output, module, size, settings),
+        data_range=1.0,
+        win_size=settings["ssim_win_size"],
+        gaussian_weights=settings["ssim_gaussian_weights"],
+        K1=settings["ssim_k1"],
+        K2=settings["ssim_k2"],
+        channel_reduction=settings["ssim_channel_reduction"],
+    )
+    if map_type == "ssim":
+        return grey_dilation(1.0 - ssim, settings["ssim_dilation_size"])
+    return ssim_am_map(
+        ssim,
+        _alignment(output, module, settings),
+        scale_factor=stride,
+        dilation_size=settings["dilation_size"],
+        upsampling=settings["upsampling"],
+        ssim_dilation_size=settings["ssim_dilation_size"],
+    )
+
+
+def anomaly_maps(module, images, settings, map_types, *, batch_size, device):
+    """Every requested map of every image, from one forward pass per batch.
+
+    Parameters
+    ----------
+    module : skvqad.VQVAE
+        The trained network.
+    images : ndarray of shape (n, H, W, C), float32
+        Validated images in [0, 1].
+    settings : mapping
+        The map parameters (:data:`skvqad._parameters.MAP`).
+    map_types : sequence of {"ssim", "am", "ssim+am"}
+    batch_size : int
+        Images per forward pass, >= 1.
+    device : str or torch.device
+        The network's device.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n, H, W), float32
+        One map stack per map type.
+    """
+    maps = {mt: np.empty(images.shape[:3], dtype=np.float32) for mt in map_types}
+    for batch_slice, batch, output in forward_batches(
+        module, images, batch_size=batch_size, device=device
+    ):
+        for map_type in map_types:
+            batch_maps = maps_of_output(batch, output, module, settings, map_type)
+            maps[map_type][batch_slice] = batch_maps.cpu().numpy()
+    return maps
+
+
+def detector_maps(detector, images, map_types):
+    """:func:`anomaly_maps` with a fitted detector's network and map parameters.
+
+    Parameters
+    ----------
+    detector : VQVAEAnomalyDetector
+        Fitted; its ``net_``, ``batch_size`` and map parameters are read.
+    images : ndarray of shape (n, H, W, C), float32
+        Validated images in [0, 1].
+    map_types : sequence of {"ssim", "am", "ssim+am"}
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n, H, W), float32
+    """
+    return anomaly_maps(
+        detector.net_.module_,
+        images,
+        map_settings(detector.get_params()),
+        map_types,
+        batch_size=int(detector.batch_size),
+        device=detector.net_.device,
+    )
+
+
+def pool_maps(maps, pooling, sigma=8.0):
+    """Image anomaly scores from anomaly maps: the score of every table and method.
+
+    Parameters
+    ----------
+    maps : torch.Tensor or ndarray of shape (n, H, W), floating
+        Anomaly maps, higher is more anomalous.
+    pooling : {"mean", "max", "gaussian_max"}
+        The map's mean over its pixels (the image score of [1]_), its
+        maximum, or the maximum of the map smoothed by a Gaussian of standard
+        deviation ``sigma`` (:func:`skvqad.gaussian_filter`; the image score
+        of anomalib's models), which keeps a small defect from drowning in
+        the mean without letting one noisy pixel decide.
+    sigma : float, default=8.0
+        Standard deviation of the smoothing, in pixels, > 0; used by
+        "gaussian_max" only.
+
+    Returns
+    -------
+    torch.Tensor of shape (n,) (dtype and device of ``maps``) or ndarray of
+    shape (n,), float64
+        Higher is more anomalous; a tensor for a tensor, an array for an
+        array (reduced in float64).
+
+    Raises
+    ------
+    ValueError
+        If ``pooling`` is not one of the three.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
+    if not isinstance(maps, torch.Tensor):
+        maps = torch.from_numpy(np.asarray(maps, dtype=np.float64))
+        return pool_maps(maps, pooling, sigma).numpy()
+    if pooling == "gaussian_max":
+        return gaussian_filter(maps, sigma).amax(dim=(1, 2))
+    if pooling == "max":
+        return maps.amax(dim=(1, 2))
+    return maps.mean(dim=(1, 2))
+
+
+def offset_from_scores(scores, contamination):
+    """The threshold ``offset_`` of an outlier detector from its training scores.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n,), float64
+        ``score_samples`` of the training images (higher = more normal).
+    contamination : "auto" or float in (0, 0.5]
+        A float is the fraction of training images to call outliers (the
+        ``contamination`` percentile). ``"auto"``: the median minus three
+        robust standard deviations (1.4826 x the median absolute deviation).
+
+    Returns
+    -------
+    float
+    """
+    if contamination == "auto":
+        median = np.median(scores)
+        mad = np.median(np.abs(scores - median))
+        return float(median - 3.0 * 1.4826 * mad)
+    return float(np.percentile(scores, 100.0 * contamination))
+
+
+#: Pixel pairs per channel that the isotonic calibration is fitted on.
+_CALIBRATION_PIXELS = 200_000
+
+
+def training_statistics(module, images, *, batch_size, device):
+    """What ``fit`` learns from the training images after training.
+
+    One forward pass over the training images gives the mean AM per codebook
+    vector (for ``alignment_normalization="per_code"``), the share of the
+    codebook in use, and the monotone calibration of the reconstruction.
+
+    Parameters
+    ----------
+    module : skvqad.VQVAE
+        The trained network.
+    images : ndarray of shape (n, H, W, C), float32
+        The training images.
+    batch_size : int
+        Images per forward pass, >= 1.
+    device : str or torch.device
+        The network's device.
+
+    Returns
+    -------
+    code_alignment : torch.Tensor of shape (M,), float32, on the CPU
+        Mean squared latent distance of the training vectors that select each
+        codebook vector, > 0; the overall mean for vectors none selects;
+        floored at 1e-3 x the overall mean (and 1e-12).
+    usage : float
+        Fraction, in [0, 1], of the ``M`` vectors selected at least once.
+    calibration : torch.Tensor of shape (2, C, CALIBRATION_KNOTS), float32
+        For each kind of reconstruction (:data:`RECONSTRUCTIONS`, in order)
+        and each channel, the isotonic regression (scikit-learn's
+        :class:`~sklearn.isotonic.IsotonicRegression`, increasing, in [0, 1])
+        of the training pixels' values on their reconstructions' values,
+        evaluated at ``CALIBRATION_KNOTS`` uniform knots of [0, 1]. See
+        :func:`calibrate`.
+    """
+    n_codes = module.quantizer.codebook.num_embeddings
+    sums = torch.zeros(n_codes, dtype=torch.float64)
+    counts = torch.zeros(n_codes, dtype=torch.float64)
+    n, height, width, n_channels = images.shape
+    # A fixed stride through the training pixels: deterministic, no RNG.
+    step = max(1, (n * height * width) // _CALIBRATION_PIXELS)
+    pairs = {kind: [] for kind in RECONSTRUCTIONS}
+    for _, batch, output in forward_batches(
+        module, images, batch_size=batch_size, device=device
+    ):
+        idx = output.indices.reshape(-1).cpu()
+        # Accumulated in float64 on the CPU, never on the device.
+        sums.index_add_(0, idx, output.alignment.reshape(-1).cpu().double())
+        counts += torch.bincount(idx, minlength=n_codes).double()
+        for kind, kept in pairs.items():
+            recon = reconstruction(output.logits, batch.shape[-2:], kind)
+            both = torch.stack([recon, batch]).movedim(2, 0)
+            kept.append(both.reshape(n_channels, 2, -1)[:, :, ::step].cpu().numpy())
+    overall = sums.sum() / counts.sum()
+    means = torch.where(counts > 0, sums / counts.clamp_min(1.0), overall)
+    # Floor: a code whose training vectors sit exactly on it must not divide by 0.
+    floor = max(float(overall) * 1e-3, 1e-12)
+    usage = float((counts > 0).double().mean())
+    calibration = torch.from_numpy(
+        np.stack(
+            [
+                [_isotonic_table(*pair) for pair in np.concatenate(kept, -1)]
+                for kept in pairs.values()
+            ]
+        )
+    )
+    return means.clamp_min(floor).float(), usage, calibration
+
+
+def _isotonic_table(recon, pixels):
+    """(K,) float32 isotonic fit of ``pixels`` on ``recon`` at uniform knots.
+
+    The identity where no finite pair is left (a diverged network, which the
+    detector reports itself).
+    """
+    knots = np.linspace(0.0, 1.0, CALIBRATION_KNOTS)
+    finite = np.isfinite(recon) & np.isfinite(pixels)
+    if not finite.any():
+        return knots.astype(np.float32)
+    isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    return isotonic.fit(recon[finite], pixels[finite]).predict(knots).astype(np.float32)
+
+
+def calibrate(recon, calibration):
+    """Apply a reconstruction calibration table, per channel, batched.
+
+    The continuous Bernoulli mean cannot reach 0 or 1 (it behaves like
+    ``-1 / logit`` near 0), so black or saturated regions that are normal
+    are reconstructed as dark or light grey, and SSIM's luminance term calls
+    them dissimilar. The table maps each reconstructed value to the mean
+    training pixel value reconstructed so (see :func:`training_statistics`),
+    which brings such regions back to their true level and leaves well
+    reconstructed values where they are.
+
+    Parameters
+    ----------
+    recon : torch.Tensor of shape (b, C, H, W), floating, values in [0, 1]
+    calibration : torch.Tensor of shape (C, K), same dtype and device
+        The table at ``K`` uniform knots of [0, 1].
+
+    Returns
+    -------
+    torch.Tensor of shape (b, C, H, W), dtype of ``recon``
+        Linear interpolation of the table, in [0, 1].
+    """
+    n_knots = calibration.shape[-1]
+    # NaN (a diverged network) stays NaN, for the detector to report.
+    position = recon.nan_to_num(0.0).clamp(0.0, 1.0) * (n_knots - 1)
+    below = position.floor().long().clamp_max(n_knots - 2)
+    weight = position - below
+    table = calibration.view(1, -1, 1, n_knots).expand(recon.shape[0], -1, -1, -1)
+    flat = below.flatten(2).unsqueeze(2)  # (b, C, 1, H*W)
+    low = torch.gather(table, 3, flat).view_as(recon)
+    high = torch.gather(table, 3, flat + 1).view_as(recon)
+    return torch.where(recon.isnan(), recon, low + weight * (high - low))

@@ -1,0 +1,125 @@
+"""The split of :class:`~skvqad.VQVAEAnomalyDetector`'s parameters, declared once.
+
+Every constructor parameter belongs to exactly one group (a test checks that
+the groups cover ``get_params()`` exactly). The groups decide what a parameter
+may change:
+
+- ``TRAINING``: the trained network. They form, with the training images, the
+  seed and the device, the key under which ``memory=`` caches a network; a
+  parameter missing here would silently reuse a network trained without it.
+- ``MAP``: how a trained network's output becomes an anomaly map
+  (:mod:`skvqad._anomaly_map`). Changeable by ``set_params`` after fit.
+- ``SCORING``: which map is scored, how a map becomes an image score, and the
+  threshold ``offset_``. Changeable after fit; ``offset_`` then needs a refit.
+- ``RUNTIME``: where and how verbosely the work runs, and the seed and cache
+  themselves.
+
+Docstrings that list a group are generated from these tuples
+(:func:`format_names`).
+"""
+
+import os
+from numbers import Integral, Real
+
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+
+__all__ = ["CONSTRAINTS", "MAP", "RUNTIME", "SCORING", "TRAINING", "format_names"]
+
+#: Parameters that change the trained network (the ``memory`` cache key).
+TRAINING = (
+    "n_downsampling",
+    "n_residual_layers",
+    "hidden_channels",
+    "n_embeddings",
+    "embedding_dim",
+    "beta",
+    "codebook_update",
+    "restart_dead_codes",
+    "augment",
+    "augment_rotation",
+    "crop_size",
+    "max_epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "callbacks",
+)
+
+#: Parameters that turn a network's output into an anomaly map.
+MAP = (
+    "dilation_size",
+    "upsampling",
+    "alignment_normalization",
+    "alignment_distance",
+    "reconstruction",
+    "reconstruction_calibration",
+    "ssim_win_size",
+    "ssim_gaussian_weights",
+    "ssim_k1",
+    "ssim_k2",
+    "ssim_channel_reduction",
+    "ssim_dilation_size",
+)
+
+#: Parameters that turn maps into image scores and labels.
+SCORING = ("anomaly_map_type", "score_pooling", "score_sigma", "contamination")
+
+#: Parameters that change neither the network nor the maps.
+RUNTIME = ("device", "random_state", "memory", "verbose")
+
+#: scikit-learn's ``_parameter_constraints`` of the detector, per parameter.
+CONSTRAINTS = {
+    "n_downsampling": [Interval(Integral, 1, None, closed="left")],
+    "n_residual_layers": [Interval(Integral, 0, None, closed="left")],
+    "hidden_channels": [Interval(Integral, 1, None, closed="left")],
+    "n_embeddings": [Interval(Integral, 1, None, closed="left")],
+    "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+    "beta": [Interval(Real, 0, None, closed="left")],
+    "codebook_update": [StrOptions({"loss", "ema"})],
+    "restart_dead_codes": ["boolean"],
+    "augment": [None, StrOptions({"hflip", "flips"})],
+    "augment_rotation": [Interval(Real, 0, 180, closed="both")],
+    "crop_size": [None, Interval(Integral, 2, None, closed="left")],
+    "anomaly_map_type": [StrOptions({"ssim+am", "ssim", "am"})],
+    "dilation_size": [Interval(Integral, 1, None, closed="left")],
+    "upsampling": [StrOptions({"nearest", "bilinear"})],
+    "reconstruction": [StrOptions({"mean", "probs"})],
+    "reconstruction_calibration": [None, StrOptions({"isotonic"})],
+    "alignment_normalization": [None, StrOptions({"per_code"})],
+    "alignment_distance": [StrOptions({"squared", "euclidean"})],
+    "ssim_win_size": [Interval(Integral, 3, None, closed="left")],
+    "ssim_gaussian_weights": ["boolean"],
+    "ssim_k1": [Interval(Real, 0, 1, closed="right")],
+    "ssim_k2": [Interval(Real, 0, 1, closed="right")],
+    "ssim_channel_reduction": [StrOptions({"mean", "min", "luminance"})],
+    "ssim_dilation_size": [Interval(Integral, 1, None, closed="left")],
+    "score_pooling": [StrOptions({"mean", "max", "gaussian_max"})],
+    "score_sigma": [Interval(Real, 0, None, closed="neither")],
+    "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "optimizer": [type],
+    "device": [str],
+    "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+    "random_state": ["random_state"],
+    "callbacks": [list, None],
+    "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+    "verbose": ["verbose"],
+}
+
+
+def format_names(names):
+    """``names`` as a docstring list: ``` ``a``, ``b`` and ``c`` ```.
+
+    Parameters
+    ----------
+    names : sequence of str
+
+    Returns
+    -------
+    str
+    """
+    quoted = [f"``{name}``" for name in names]
+    if len(quoted) < 2:
+        return "".join(quoted)
+    return ", ".join(quoted[:-1]) + " and " + quoted[-1]

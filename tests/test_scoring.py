@@ -1,0 +1,127 @@
+"""Image scores, the calibrated reconstruction and the template baseline (issue 17)."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from sklearn.isotonic import IsotonicRegression
+
+from skvqad import TemplateAnomalyDetector, VQVAEAnomalyDetector
+from skvqad._anomaly_map import CALIBRATION_KNOTS, calibrate, pool_maps
+
+from .conftest import TINY
+
+
+def test_gaussian_max_pooling_is_the_peak_of_the_smoothed_map():
+    maps = np.zeros((3, 40, 40))
+    maps[0, 5, 5] = 1.0  # one hot pixel
+    maps[1, 10:20, 10:20] = 0.2  # a patch: a lower peak, a larger area
+    scores = pool_maps(maps, "gaussian_max", sigma=3.0)
+    expected = [ndimage.gaussian_filter(m, 3.0, mode="reflect").max() for m in maps]
+    np.testing.assert_allclose(scores, expected, rtol=1e-10)
+    # The patch outranks the single pixel once smoothed; not under "max".
+    assert scores[1] > scores[0] > scores[2] == 0.0
+    assert pool_maps(maps, "max")[0] > pool_maps(maps, "max")[1]
+
+
+def test_calibrate_interpolates_the_table_per_channel():
+    knots = np.linspace(0, 1, CALIBRATION_KNOTS)
+    table = torch.tensor(np.stack([knots**2, 1 - knots]), dtype=torch.float32)
+    recon = torch.rand(4, 2, 5, 6, generator=torch.Generator().manual_seed(0))
+    out = calibrate(recon, table)
+    torch.testing.assert_close(out[:, 0], recon[:, 0] ** 2, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[:, 1], 1 - recon[:, 1], atol=1e-6, rtol=0)
+
+
+def _banded(n, seed):
+    """Textured images with a black band (rows 0-13) that is black in every image."""
+    rng = np.random.default_rng(seed)
+    x = ndimage.gaussian_filter(rng.uniform(size=(n, 32, 32)), (0, 1, 1))
+    x = 0.35 + 0.3 * (x - x.min()) / (x.max() - x.min())
+    x[:, :14] = 0.0
+    return x.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def banded_detector():
+    train = _banded(48, seed=0)
+    settings = {**TINY, "max_epochs": 30, "hidden_channels": 16, "lr": 3e-3}
+    detector = VQVAEAnomalyDetector(**settings)
+    return detector.fit(train)
+
+
+def test_normal_black_region_scores_far_below_a_pasted_defect(banded_detector):
+    test = _banded(4, seed=1)
+    test[:, 18:26, 18:26] = 1.0  # a pasted white square in the texture
+    # The band's inside, 4 pixels from the image border and from the texture
+    # (borders and edges are another matter: issue 18).
+    band, defect = np.s_[:, 4:10, 4:28], np.s_[:, 19:25, 19:25]
+    for map_type in ("ssim", "ssim+am"):
+        maps = banded_detector.anomaly_map(test, map_type=map_type)
+        assert maps[defect].mean() > 10 * maps[band].mean(), map_type
+    # The calibration is what brings the band down: without it, SSIM's
+    # luminance term calls the grey reconstruction of black anomalous.
+    raw = banded_detector.set_params(reconstruction_calibration=None)
+    maps = raw.anomaly_map(test, map_type="ssim")
+    banded_detector.set_params(reconstruction_calibration="isotonic")
+    assert maps[band].mean() > 0.3
+
+
+def test_calibration_tables_are_isotonic_fits_of_the_training_pixels(banded_detector):
+    tables = banded_detector.reconstruction_calibration_
+    assert tables.shape == (2, 1, CALIBRATION_KNOTS) and tables.dtype == np.float32
+    assert np.all(np.diff(tables, axis=-1) >= 0)
+    assert 0 <= tables.min() <= tables.max() <= 1
+    # Refit by hand on every training pixel: same curve up to the subsample.
+    train = _banded(48, seed=0)
+    recon = banded_detector.set_params(reconstruction_calibration=None).reconstruct(
+        train
+    )
+    banded_detector.set_params(reconstruction_calibration="isotonic")
+    isotonic = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip")
+    isotonic.fit(recon.ravel(), train.ravel())
+    knots = np.linspace(0, 1, CALIBRATION_KNOTS)
+    inside = (knots > recon.min()) & (knots < recon.max())
+    np.testing.assert_allclose(
+        tables[0, 0][inside], isotonic.predict(knots)[inside], atol=0.02
+    )
+
+
+def test_reconstruct_returns_the_calibrated_reconstruction(banded_detector):
+    test = _banded(2, seed=2)
+    calibrated = banded_detector.reconstruct(test)
+    raw = banded_detector.set_params(reconstruction_calibration=None).reconstruct(test)
+    banded_detector.set_params(reconstruction_calibration="isotonic")
+    # The continuous Bernoulli mean stays well above 0 on the black band.
+    assert raw[:, 4:10].mean() > 0.03 > calibrated[:, 4:10].mean()
+
+
+def test_template_detector_is_one_minus_ssim_against_the_mean_image():
+    from skvqad import ssim_map
+
+    train = _banded(10, seed=0)
+    test = _banded(3, seed=5)
+    test[0, 20:28, 20:28] = 1.0
+    baseline = TemplateAnomalyDetector(device="cpu").fit(train)
+    template = train.mean(axis=0, dtype=np.float64).astype(np.float32)
+    np.testing.assert_allclose(baseline.template_[..., 0], template, rtol=1e-6)
+    expected = 1 - ssim_map(
+        torch.from_numpy(test)[:, None],
+        torch.from_numpy(np.broadcast_to(template, test.shape).copy())[:, None],
+        data_range=1.0,
+    )
+    np.testing.assert_allclose(baseline.anomaly_map(test), expected.numpy(), atol=1e-6)
+    scores = baseline.score_samples(test)
+    np.testing.assert_allclose(scores, -expected.numpy().mean(axis=(1, 2)), rtol=1e-5)
+    assert scores[0] < scores[1:].min()  # the pasted square is the outlier
+    assert baseline.predict(test).shape == (3,)
+
+
+def test_template_detector_rejects_bad_input():
+    baseline = TemplateAnomalyDetector(device="cpu").fit(_banded(4, seed=0))
+    with pytest.raises(ValueError, match="template"):
+        baseline.anomaly_map(np.zeros((2, 16, 16), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        baseline.anomaly_map(np.full((1, 32, 32), np.nan, np.float32))
+    with pytest.raises(ValueError, match="odd"):
+        TemplateAnomalyDetector(ssim_win_size=4).fit(_banded(4, seed=0))
