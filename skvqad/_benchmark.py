@@ -48,14 +48,20 @@ FULL_MODEL = dict(hidden_channels=256, n_embeddings=512, embedding_dim=256,
 CPU_MODEL = dict(hidden_channels=64, n_embeddings=256, embedding_dim=64,
                  n_residual_layers=2, lr=1e-3, batch_size=16)  # fmt: skip
 
-#: Per data set: image size and settings of the paper, epochs (full, quick).
-_MVTEC = dict(image_size=256, n_downsampling=3, dilation_size=7, epochs=(300, 100))
+#: Per data set: image size and settings of the paper, its epochs, and the
+#: quick (CPU) training budget: optimisation steps, whatever the number of
+#: training images, on random crops of ``quick_crop`` pixels (None: whole
+#: images), so that a quick run costs the same on 25 or 2,500 images.
+_MVTEC = dict(image_size=256, n_downsampling=3, dilation_size=7, epochs=300,
+              quick_steps=3000, quick_crop=64)  # fmt: skip
 PROTOCOLS = {
     "mvtec": _MVTEC,
     "folder": _MVTEC,
     "ucsd": dict(image_size=128, n_downsampling=2, dilation_size=7,
-                 ssim_dilation_size=7, epochs=(100, 20)),
-    "cifar10": dict(image_size=32, n_downsampling=2, dilation_size=3, epochs=(100, 20)),
+                 ssim_dilation_size=7, epochs=100, quick_steps=3000,
+                 quick_crop=64),
+    "cifar10": dict(image_size=32, n_downsampling=2, dilation_size=3, epochs=100,
+                    quick_steps=6000, quick_crop=None),
 }  # fmt: skip
 
 
@@ -286,27 +292,53 @@ def _ablation(detector, data, dataset):
     return table
 
 
+def epochs_for_steps(n_images, batch_size, steps):
+    """Epochs that make at least ``steps`` optimisation steps, >= 1.
+
+    Parameters
+    ----------
+    n_images, batch_size, steps : int
+        Training images, images per batch and the step budget, all >= 1.
+
+    Returns
+    -------
+    int
+        ``ceil(steps / ceil(n_images / batch_size))``.
+    """
+    batches = -(-int(n_images) // int(batch_size))
+    return max(1, -(-int(steps) // batches))
+
+
+_PROTOCOL_ONLY = ("epochs", "image_size", "quick_steps", "quick_crop")
+
+
 def run(args):
     """Run the benchmark; print and write the table. Returns the exit code."""
     protocol = PROTOCOLS[args.dataset]
     model = CPU_MODEL if args.quick else FULL_MODEL
-    epochs = args.max_epochs
-    if epochs is None:
-        epochs = protocol["epochs"][1 if args.quick else 0]
-    settings = {k: v for k, v in protocol.items() if k not in ("epochs", "image_size")}
+    settings = {k: v for k, v in protocol.items() if k not in _PROTOCOL_ONLY}
+    if args.quick and protocol["quick_crop"]:
+        settings["crop_size"] = protocol["quick_crop"]
     model = {**model, **{k: v for k, v in args.param if k in model}}
     settings |= {k: v for k, v in args.param if k not in model}
-    if "max_epochs" in settings:
-        epochs = settings.pop("max_epochs")
+    # Epochs: --param max_epochs, else --max-epochs, else the protocol's
+    # (full), else from the quick step budget and each data set's size.
+    epochs = settings.pop("max_epochs", args.max_epochs)
+    if epochs is None and not args.quick:
+        epochs = protocol["epochs"]
     out = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
     report = {"dataset": args.dataset, "quick": args.quick,
               "image_size": protocol["image_size"], "max_epochs": epochs,
+              "steps": None if epochs else protocol["quick_steps"],
               "model": model, "settings": settings, "results": {}}  # fmt: skip
     for name, load in _runs(args):
         data = load()
+        n_epochs = epochs or epochs_for_steps(
+            len(data.X_train), model["batch_size"], protocol["quick_steps"]
+        )
         detector = VQVAEAnomalyDetector(
-            **model, **settings, max_epochs=epochs, device=args.device,
+            **model, **settings, max_epochs=n_epochs, device=args.device,
             random_state=args.seed, verbose=0 if args.quiet else 1,
         )  # fmt: skip
         start = time.perf_counter()
@@ -326,6 +358,7 @@ def run(args):
         }
         report["results"][name] = {
             "n_train": len(data.X_train), "n_test": len(data.X_test),
+            "max_epochs": n_epochs,
             "fit_seconds": seconds, "codebook_usage": detector.codebook_usage_,
             "final_train_loss": detector.net_.history[-1, "train_loss"],
             "final_perplexity": detector.net_.history[-1, "perplexity"],
@@ -379,6 +412,12 @@ def ablation_markdown(report):
     return "\n".join(lines)
 
 
+def _budget(report):
+    if report.get("steps"):
+        return f"{report['steps']} training steps"
+    return f"{report['max_epochs']} epoch(s)"
+
+
 def markdown(report):
     """The paper's table layout, with the template baseline and the AM beside.
 
@@ -393,7 +432,7 @@ def markdown(report):
     settings = {**report.get("model", {}), **report.get("settings", {})}
     lines = [
         f"{report['dataset']}, {what}, {report['image_size']} px, "
-        f"{report['max_epochs']} epoch(s), on {report.get('device', '?')}",
+        f"{_budget(report)}, on {report.get('device', '?')}",
         "",
         "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()),
         "",

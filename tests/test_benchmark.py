@@ -183,3 +183,22 @@ def test_zero_epochs_is_a_usage_error(tmp_path, capsys):
         main(["benchmark", "mvtec", "--root", str(tmp_path), "--max-epochs", "0"])
     assert exc.value.code == 2
     assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_quick_budget_is_steps_not_epochs(tmp_path, small_protocols, monkeypatch):
+    from skvqad._benchmark import epochs_for_steps
+
+    assert epochs_for_steps(25, 16, 3000) == 1500  # 2 batches an epoch
+    assert epochs_for_steps(240, 16, 3000) == 200  # 15 batches an epoch
+    assert epochs_for_steps(5000, 16, 10) == 1
+    monkeypatch.setitem(
+        PROTOCOLS, "mvtec", {**PROTOCOLS["mvtec"], "quick_steps": 4, "quick_crop": 16}
+    )
+    _mvtec_category(tmp_path / "data" / "grid")
+    argv = ["benchmark", "mvtec", "--root", str(tmp_path / "data"), "--quick",
+            "--quiet", "--output-dir", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    assert report["steps"] == 4 and report["settings"]["crop_size"] == 16
+    assert report["results"]["grid"]["max_epochs"] == 4  # 1 batch an epoch
+    assert "4 training steps" in (tmp_path / "out" / "benchmark.md").read_text()

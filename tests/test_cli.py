@@ -153,13 +153,16 @@ def test_bad_parameter_is_reported(tmp_path, capsys):
                 str(tmp_path / "widget"),
                 "--out",
                 str(tmp_path / "m.joblib"),
-                "--max-epochs",
-                "0",
+                "--lr",
+                "-1",
             ]
         )
         == 1
     )
-    assert "max_epochs" in capsys.readouterr().err
+    assert "'lr' parameter" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # caught by argparse
+        main(["fit", "--data", str(tmp_path), "--out", "m", "--max-epochs", "0"])
+    assert usage.value.code == 2
 
 
 def test_usage_errors_exit_2():
