@@ -244,21 +244,29 @@ def codebook_perplexity(indices, n_embeddings):
 
 
 class DeadCodeRestart(Callback):
-    """Restart codebook vectors left unused for an epoch (skorch callback).
+    """Restart codebook vectors left unused (skorch callback).
 
-    At the end of every epoch but the last, calls
-    :meth:`skvqad.VectorQuantizer.restart_dead_codes` on the module's
-    quantiser, and records the number of vectors restarted in the history
-    column ``restarted_codes``.
+    At the end of every epoch but the last, once the quantiser has counted at
+    least ``min_selections_per_code`` x ``n_embeddings`` selections since the
+    last restart, calls :meth:`skvqad.VectorQuantizer.restart_dead_codes` on
+    it; the number of vectors restarted goes into the history column
+    ``restarted_codes``. Waiting for enough selections makes "unused" mean
+    the same whatever an epoch holds: a few crops of a small data set or
+    thousands of whole images (an epoch of full-size training images usually
+    holds enough, and then every epoch restarts).
 
     Parameters
     ----------
     seed : int, default=0
         Seed of the private CPU generator that picks the encoder outputs.
+    min_selections_per_code : int, default=100
+        Latent vectors per codebook vector to see before calling a vector
+        that none of them selected dead, >= 0.
     """
 
-    def __init__(self, seed=0):
+    def __init__(self, seed=0, min_selections_per_code=100):
         self.seed = seed
+        self.min_selections_per_code = min_selections_per_code
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         self.generator_ = torch.Generator().manual_seed(int(self.seed))
@@ -269,6 +277,10 @@ class DeadCodeRestart(Callback):
         if len(net.history) >= self.max_epochs_:
             quantizer.epoch_counts.zero_()
             net.history.record("restarted_codes", 0)
+            return
+        n_codes = quantizer.codebook.num_embeddings
+        if quantizer.epoch_counts.sum() < self.min_selections_per_code * n_codes:
+            net.history.record("restarted_codes", 0)  # too few seen to judge
             return
         net.history.record(
             "restarted_codes", quantizer.restart_dead_codes(self.generator_)

@@ -156,10 +156,26 @@ def test_unknown_augment_is_a_value_error():
 
 def test_dead_code_restart_callback_records_and_skips_the_last_epoch():
     torch.manual_seed(0)
-    net = _net(max_epochs=3, callbacks=[("restart", DeadCodeRestart(seed=0))])
+    restart = DeadCodeRestart(seed=0, min_selections_per_code=1)
+    net = _net(max_epochs=3, callbacks=[("restart", restart)])
     net.fit(_asymmetric_images(), y=None)
     restarted = net.history[:, "restarted_codes"]
     assert len(restarted) == 3
     assert restarted[0] > 0  # 64 codes, 2 x 3 latent positions x 16 images
     assert restarted[-1] == 0  # none after the last epoch: the decoder saw all
     assert net.module_.quantizer._last_z_e is None  # not kept after training
+
+
+def test_dead_code_restart_waits_for_enough_selections():
+    # 96 selections an epoch, 64 codes: 2 per code needs two epochs.
+    torch.manual_seed(0)
+    restart = DeadCodeRestart(seed=0, min_selections_per_code=2)
+    net = _net(max_epochs=5, callbacks=[("restart", restart)])
+    net.fit(_asymmetric_images(), y=None)
+    restarted = net.history[:, "restarted_codes"]
+    assert restarted[0] == 0 and restarted[1] > 0  # judged after 192 selections
+    assert restarted[2] == 0  # 96 since the last restart: too few again
+    torch.manual_seed(0)
+    never = _net(max_epochs=3, callbacks=[("restart", DeadCodeRestart(seed=0))])
+    never.fit(_asymmetric_images(), y=None)
+    assert never.history[:, "restarted_codes"] == [0, 0, 0]  # 100 x 64 > 288
