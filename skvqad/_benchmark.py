@@ -184,9 +184,9 @@ def evaluate(detector, data, dataset=None, *, detailed=True):
     Returns
     -------
     figures : dict
-        ``{column: {metric: value}}`` for every column of :data:`COLUMNS`;
-        image scores pooled by the detector's ``score_pooling`` (the
-        template's too).
+        ``{column: {metric: value}}`` for every column of :data:`COLUMNS`:
+        "image ROC-AUC" pools as the detector's ``score_pooling`` (the
+        template's too), "image ROC-AUC (<pooling>)" gives every pooling.
     maps : ndarray of shape (n, H, W), float32
         The SSIM+AM maps of every test image.
     """
@@ -197,8 +197,14 @@ def evaluate(detector, data, dataset=None, *, detailed=True):
     figures = {}
     for column in COLUMNS:
         maps, y = all_maps[column][keep], data.y_test[keep]
-        scores = pool_maps(maps, detector.score_pooling, detector.score_sigma)
-        result = {"image ROC-AUC": image_roc_auc(y, scores)}
+        result = {
+            f"image ROC-AUC ({how})": image_roc_auc(
+                y, pool_maps(maps, how, detector.score_sigma)
+            )
+            for how in POOLINGS
+        }
+        # The headline image figure pools as the detector is configured.
+        result["image ROC-AUC"] = result[f"image ROC-AUC ({detector.score_pooling})"]
         if dataset != "cifar10":
             masks = data.masks_test[keep]
             result["pixel ROC-AUC (pooled)"] = pixel_roc_auc(masks, maps)

@@ -1,7 +1,6 @@
 """VQ-VAE image anomaly detector (Gangloff et al., 2022) as a scikit-learn estimator."""
 
 import os
-import textwrap
 import warnings
 
 import numpy as np
@@ -679,13 +678,7 @@ def _fill_parameter_groups(doc):
         "{post}": _parameters.MAP + _parameters.SCORING,
     }
     for placeholder, names in groups.items():
-        text = textwrap.fill(
-            _parameters.format_names(names),
-            width=79,
-            initial_indent=" " * 8,
-            subsequent_indent=" " * 8,
-        )
-        doc = doc.replace(" " * 8 + placeholder, text)
+        doc = _parameters.fill_names(doc, placeholder, names)
     return doc
 
 

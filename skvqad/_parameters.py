@@ -19,11 +19,20 @@ Docstrings that list a group are generated from these tuples
 """
 
 import os
+import textwrap
 from numbers import Integral, Real
 
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
-__all__ = ["CONSTRAINTS", "MAP", "RUNTIME", "SCORING", "TRAINING", "format_names"]
+__all__ = [
+    "CONSTRAINTS",
+    "MAP",
+    "RUNTIME",
+    "SCORING",
+    "TRAINING",
+    "fill_names",
+    "format_names",
+]
 
 #: Parameters that change the trained network (the ``memory`` cache key).
 TRAINING = (
@@ -123,3 +132,28 @@ def format_names(names):
     if len(quoted) < 2:
         return "".join(quoted)
     return ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def fill_names(doc, placeholder, names, indent=8):
+    """Replace the line ``placeholder`` of ``doc`` by ``names``, wrapped.
+
+    Parameters
+    ----------
+    doc : str
+        A docstring holding ``placeholder`` on a line of its own, indented by
+        ``indent`` spaces.
+    placeholder : str
+    names : sequence of str
+    indent : int, default=8
+
+    Returns
+    -------
+    str
+    """
+    text = textwrap.fill(
+        format_names(names),
+        width=79,
+        initial_indent=" " * indent,
+        subsequent_indent=" " * indent,
+    )
+    return doc.replace(" " * indent + placeholder, text)

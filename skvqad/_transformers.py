@@ -6,7 +6,7 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
 from ._detector import VQVAEAnomalyDetector
-from ._parameters import MAP, format_names
+from ._parameters import MAP, fill_names
 from ._validation import check_images, is_tabular, tensor_to_array
 
 __all__ = ["AlignmentMapTransformer", "SSIMAMMapTransformer", "SSIMMapTransformer"]
@@ -17,8 +17,10 @@ _PARAMETERS = """Parameters
     detector : VQVAEAnomalyDetector or None, default=None
         The detector whose VQ-VAE makes the maps; cloned and fitted in
         :meth:`fit` unless ``prefit``. None means ``VQVAEAnomalyDetector()``.
-        Its map parameters apply ({map_parameters}); its
-        ``anomaly_map_type`` and ``score_pooling`` do not.
+        Its map parameters apply, its ``anomaly_map_type`` and
+        ``score_pooling`` do not. The map parameters are:
+
+        {map_parameters}.
     prefit : bool, default=False
         If True, ``detector`` must already be fitted and is used as is.
 
@@ -34,7 +36,7 @@ _PARAMETERS = """Parameters
 
 def _with_shared_docs(cls):
     """Fill ``{parameters}`` in a transformer's docstring (one source of text)."""
-    parameters = _PARAMETERS.replace("{map_parameters}", format_names(MAP))
+    parameters = fill_names(_PARAMETERS, "{map_parameters}", MAP)
     cls.__doc__ = cls.__doc__.replace("{parameters}", parameters)
     return cls
 
