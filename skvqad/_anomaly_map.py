@@ -320,7 +320,8 @@ def pool_maps(maps, pooling, sigma=8.0):
     Raises
     ------
     ValueError
-        If ``pooling`` is not one of the three.
+        If ``pooling`` is not one of the three, or ``sigma`` is not > 0 for
+        "gaussian_max".
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")

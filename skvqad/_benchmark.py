@@ -432,7 +432,9 @@ def markdown(report):
     the paper's SSIM and SSIM+AM, the fit time and the device.
     """
     what = "quick CPU model" if report["quick"] else "paper's model"
+    pooling = report.get("estimator_params", {}).get("score_pooling", "mean")
     metrics = ["image ROC-AUC"]
+    metrics += [f"image ROC-AUC ({how})" for how in POOLINGS if how != pooling]
     if report["dataset"] != "cifar10":
         metrics.insert(0, "pixel ROC-AUC (pooled)")
     settings = {**report.get("model", {}), **report.get("settings", {})}
@@ -446,8 +448,9 @@ def markdown(report):
     heads = " | ".join(COLUMN_NAMES[c] for c in COLUMNS)
     for metric in metrics:
         paper = metric.startswith("pixel") == (report["dataset"] != "cifar10")
+        title = metric.replace("image ROC-AUC", f"image ROC-AUC ({pooling})", 1)
         lines += [
-            f"{metric}:",
+            f"{metric if metric.endswith(')') else title}:",
             "",
             f"| Category | {heads} | paper SSIM | paper SSIM+AM | fit (s) | device |",
             "|---|" + "---|" * (len(COLUMNS) + 4),
@@ -456,7 +459,7 @@ def markdown(report):
         for name, r in report["results"].items():
             theirs = (r["paper"] if paper else None) or ("–", "–")
             for c in COLUMNS:
-                ours[c].append(r[c][metric] if c in r else np.nan)
+                ours[c].append(r[c].get(metric, np.nan) if c in r else np.nan)
             values = " | ".join(f"{ours[c][-1]:.3f}" for c in COLUMNS)
             lines.append(
                 f"| {name} | {values} | {theirs[0]} | {theirs[1]} "

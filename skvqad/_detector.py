@@ -404,12 +404,21 @@ float32
         ValueError
             If ``X`` is empty, not 2-, 3- or 4-D, holds images of mixed sizes,
             contains NaN or infinity, or holds floats outside [0, 1]; if a
-            parameter is invalid, ``device`` is not a torch device, or it asks
-            for CUDA where there is none.
+            parameter is invalid (``crop_size`` not a multiple of
+            ``2**n_downsampling``), ``device`` is not a torch device, or it
+            asks for CUDA where there is none.
         TypeError
             If the dtype of ``X`` is neither floating, bool, uint8 nor uint16.
         """
         self._check_ssim_win_size()
+        stride = 2 ** int(self.n_downsampling)
+        if self.crop_size is not None and (
+            self.crop_size < 2 * stride or self.crop_size % stride
+        ):
+            raise ValueError(
+                f"crop_size must be a multiple of 2**n_downsampling = {stride} "
+                f"and at least {2 * stride}, got {self.crop_size}."
+            )
         images = self._validate_images(X, reset=True)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         device = check_device(self.device)

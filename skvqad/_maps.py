@@ -87,7 +87,11 @@ def gaussian_filter(maps, sigma, truncate=4.0):
 
     Separable, with half-sample symmetric edges (scipy's ``mode='reflect'``)
     and the kernel truncated at ``truncate`` standard deviations, as scipy
-    does, so that each map is smoothed independently and as in scipy.
+    does, so that each map is smoothed independently and as in scipy. The
+    kernel's radius is also capped at twice the map's larger side (a wider
+    Gaussian only sees more reflections of the same map), so that a huge
+    ``sigma`` costs no more memory than the map; up to that cap the result
+    is scipy's.
 
     Parameters
     ----------
@@ -111,7 +115,7 @@ def gaussian_filter(maps, sigma, truncate=4.0):
     check_tensor(maps, "maps", ndim=3)
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma!r}.")
-    radius = int(truncate * float(sigma) + 0.5)
+    radius = min(int(truncate * float(sigma) + 0.5), 2 * max(maps.shape[-2:]))
     window = _window_1d(2 * radius + 1, True, float(sigma), maps.dtype, maps.device)
     return _filter(maps.unsqueeze(1), window).squeeze(1)
 

@@ -247,6 +247,10 @@ class VectorQuantizer(nn.Module):
         )
         self.codebook.weight.copy_(self.ema_sums / smoothed[:, None])
 
+    def release_training_state(self):
+        """Drop the last training batch's encoder outputs (kept for restarts)."""
+        self._last_z_e = None
+
     @torch.no_grad()
     def restart_dead_codes(self, generator=None):
         """Move vectors not selected since the last call onto encoder outputs.
@@ -381,6 +385,11 @@ float32
             n_downsampling,
             n_residual_layers,
         )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Weights saved before the calibration existed load with the identity.
+        state_dict.setdefault(prefix + "calibration", self.calibration.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def codebook(self):

@@ -287,7 +287,7 @@ class DeadCodeRestart(Callback):
         )
 
     def on_train_end(self, net, **kwargs):
-        net.module_.quantizer._last_z_e = None
+        net.module_.quantizer.release_training_state()
         self.generator_ = None
 
 

@@ -166,6 +166,7 @@ class TemplateAnomalyDetector(OutlierMixin, BaseEstimator):
             the template's.
         """
         check_is_fitted(self)
+        self._validate_params()  # set_params may have changed them
         images = check_images(tensor_to_array(X))
         if images.shape[1:] != self.template_.shape:
             raise ValueError(

@@ -93,7 +93,7 @@ def train_net(X, training_params, seed, device, verbose):
     try:
         net.partial_fit(X, y=None)  # trains max_epochs epochs; no re-initialisation
     finally:  # training-only state, not worth pickling
-        net.module_.quantizer._last_z_e = None
+        net.module_.quantizer.release_training_state()
         net.augment_generator_ = None
     if counter.n_epochs_ < int(p["max_epochs"]):
         raise StoppedEarly(net, counter.n_epochs_)

@@ -7,7 +7,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._detector import VQVAEAnomalyDetector
 from ._parameters import MAP, fill_names
-from ._validation import check_images, is_tabular, tensor_to_array
+from ._validation import tensor_to_array
 
 __all__ = ["AlignmentMapTransformer", "SSIMAMMapTransformer", "SSIMMapTransformer"]
 
@@ -89,12 +89,13 @@ class _MapTransformer(TransformerMixin, BaseEstimator):
         else:
             base = VQVAEAnomalyDetector() if self.detector is None else self.detector
             self.detector_ = clone(base).fit(X, y)
-        if not self.prefit:
-            self.map_shape_ = tuple(self.detector_.image_shape_)
-        elif is_tabular(X := tensor_to_array(X)):
-            self.map_shape_ = (1, np.shape(X)[1])
+        if self.prefit:
+            # The detector checks X (channels, features, values) on one image.
+            X = tensor_to_array(X)
+            first = X[:1] if hasattr(X, "shape") or isinstance(X, list) else X
+            self.map_shape_ = self.detector_.anomaly_map(first).shape[1:]
         else:
-            self.map_shape_ = check_images(X).shape[1:3]
+            self.map_shape_ = tuple(self.detector_.image_shape_)
         if hasattr(self.detector_, "n_features_in_"):
             self.n_features_in_ = self.detector_.n_features_in_
         return self

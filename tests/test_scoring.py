@@ -125,3 +125,40 @@ def test_template_detector_rejects_bad_input():
         baseline.anomaly_map(np.full((1, 32, 32), np.nan, np.float32))
     with pytest.raises(ValueError, match="odd"):
         TemplateAnomalyDetector(ssim_win_size=4).fit(_banded(4, seed=0))
+
+
+def test_huge_score_sigma_costs_no_more_than_the_map():
+    maps = np.random.default_rng(0).uniform(size=(2, 16, 16))
+    wide = pool_maps(maps, "gaussian_max", sigma=1e6)
+    # As good as a uniform blur: the peak of a nearly flat map, near its mean.
+    np.testing.assert_allclose(wide, maps.mean(axis=(1, 2)), atol=0.02)
+    with pytest.raises(ValueError, match="sigma"):
+        pool_maps(maps, "gaussian_max", sigma=0.0)
+
+
+def test_crop_size_is_checked_before_training(grey_images):
+    for bad in (6, 2):  # not a multiple of 4; below 2 x 4
+        detector = VQVAEAnomalyDetector(**{**TINY, "crop_size": bad})
+        with pytest.raises(ValueError, match="crop_size must be a multiple"):
+            detector.fit(grey_images)
+        assert not hasattr(detector, "net_")  # nothing was trained
+
+
+def test_template_detector_checks_parameters_set_after_fit():
+    baseline = TemplateAnomalyDetector(device="cpu").fit(_banded(4, seed=0))
+    baseline.set_params(batch_size=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        baseline.score_samples(_banded(2, seed=1))
+
+
+def test_weights_saved_without_a_calibration_table_still_load(banded_detector):
+    from skvqad import VQVAE
+
+    state = banded_detector.net_.module_.state_dict()
+    del state["calibration"]
+    module = VQVAE(in_channels=1, hidden_channels=16, n_embeddings=16,
+                   embedding_dim=4, n_downsampling=2, n_residual_layers=1,
+                   ema_decay=0.99)  # fmt: skip
+    module.load_state_dict(state)
+    identity = torch.linspace(0, 1, CALIBRATION_KNOTS).expand(2, 1, -1)
+    torch.testing.assert_close(module.calibration, identity)

@@ -239,3 +239,13 @@ def test_frozen_detector_and_path_memory(labelled, tmp_path, count_trainings):
     ).fit(X[y == 0])
     assert len(count_trainings) == 1  # np.float64 lr hits the same cache entry
     np.testing.assert_array_equal(again.score_samples(X), detector.score_samples(X))
+
+
+def test_prefit_transformer_checks_x_at_fit(fitted_grey, grey_images):
+    from skvqad import SSIMMapTransformer
+
+    rgb = np.repeat(grey_images[..., None], 3, axis=-1)
+    with pytest.raises(ValueError, match="channel"):
+        SSIMMapTransformer(fitted_grey, prefit=True).fit(rgb)
+    fitted = SSIMMapTransformer(fitted_grey, prefit=True).fit(grey_images)
+    assert fitted.map_shape_ == grey_images.shape[1:3]
