@@ -162,7 +162,7 @@ def _parser():
             "bundled with scikit-image, score test tiles with synthetic "
             "defects (scratches, holes, stains, pasted patches), print the "
             "image and pixel ROC-AUC and write a figure and a report into "
-            "OUTPUT_DIR. Needs no download; one to three minutes on a 2-core CPU."
+            "OUTPUT_DIR. Needs no download; about a minute on a 2-core CPU."
         ),
     )
     demo.add_argument(
@@ -228,8 +228,10 @@ def _parser():
         help="train (or load) and evaluate on a labelled data set",
         description="Evaluate on a data set in the MVTec AD layout (train/good, "
         "test/<defect>, ground_truth/<defect> with <stem>_mask.* or <stem>.* "
-        "masks): print image and pixel ROC-AUC for the SSIM and SSIM+AM maps, "
-        "write a figure and a report. Trains on train/good unless --model is given.",
+        "masks): print image and pixel ROC-AUC of the template baseline (1 - SSIM "
+        "against the mean training image, no learning) and of the SSIM, AM and "
+        "SSIM+AM maps, write a figure and a report. Trains on train/good unless "
+        "--model is given.",
     )
     evaluate.add_argument("--data", required=True, type=Path, help="data set folder")
     evaluate.add_argument(
@@ -433,6 +435,9 @@ def _report(detector, data, output_dir, name, fit_seconds):
         "fit_seconds": fit_seconds,
         "params": {k: v for k, v in detector.get_params().items() if k != "optimizer"},
         "codebook_usage": round(detector.codebook_usage_, 3),
+        "n_train": len(data.X_train),
+        "n_test": len(data.X_test),
+        "image_size": list(data.X_test.shape[1:3]),
         "results": {},
     }
     figures, maps = evaluate(detector, data, detailed=False)
@@ -447,7 +452,10 @@ def _report(detector, data, output_dir, name, fit_seconds):
     table = _markdown(report)
     (output_dir / "report.md").write_text(table)
     print(table)
-    print(f"figure: {report['figure']}\nreport: {output_dir / 'report.json'}")
+    print(
+        f"figure: {report['figure']}\nreport: {output_dir / 'report.md'} and "
+        f"{output_dir / 'report.json'}"
+    )
     return 0
 
 
