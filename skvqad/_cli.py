@@ -21,6 +21,7 @@ from ._anomaly_map import pool_maps
 from ._benchmark import COLUMN_NAMES, CPU_MODEL, PROTOCOLS, epochs_for_steps, evaluate
 from ._benchmark import run as run_benchmark
 from ._detector import VQVAEAnomalyDetector
+from ._net import EpochProgressBar
 from ._plotting import save_evaluation_figure
 from .datasets import load_mvtec_ad, make_texture_defects
 from .datasets._io import list_images, read_images
@@ -318,11 +319,15 @@ def _detector_from(args, n_train):
         "max_epochs": epochs,
         **dict(getattr(args, "param", None) or []),
     }
+    # One progress bar over the epochs, not skorch's row and bar per epoch
+    # (a step budget on crops of a small set makes many short epochs).
+    progress = [] if args.quiet else [("progress", EpochProgressBar())]
+    params.setdefault("callbacks", progress)
     return VQVAEAnomalyDetector(
         **params,
         device=args.device,
         random_state=args.seed,
-        verbose=0 if args.quiet else 2,
+        verbose=0,
     )
 
 

@@ -8,8 +8,9 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, PassthroughScoring
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
+from tqdm.auto import tqdm
 
-__all__ = ["VQVAENet"]
+__all__ = ["EpochProgressBar", "VQVAENet"]
 
 #: Values of ``VQVAENet(augment=...)``.
 AUGMENTATIONS = (None, "hflip", "flips")
@@ -305,3 +306,29 @@ class CodebookPerplexity(Callback):
             net.history.record_batch(
                 "perplexity", codebook_perplexity(y_pred.indices, n_codes)
             )
+
+
+class EpochProgressBar(Callback):
+    """One tqdm progress bar over the epochs of a training (skorch callback).
+
+    For trainings of many short epochs (random crops of a small data set),
+    where skorch's per-epoch table and per-batch :class:`~skorch.callbacks.
+    ProgressBar` print a line or a bar per epoch. Shows the epochs done, the
+    time left, and the last epoch's ``train_loss`` and ``perplexity``, on
+    standard error.
+    """
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.bar_ = tqdm(total=int(net.max_epochs), unit="epoch", leave=True)
+
+    def on_epoch_end(self, net, **kwargs):
+        last = net.history[-1]
+        self.bar_.set_postfix(
+            train_loss=f"{last['train_loss']:.4g}",
+            perplexity=f"{last.get('perplexity', float('nan')):.1f}",
+            refresh=False,
+        )
+        self.bar_.update(1)
+
+    def on_train_end(self, net, **kwargs):
+        self.bar_.close()

@@ -179,3 +179,12 @@ def test_dead_code_restart_waits_for_enough_selections():
     never = _net(max_epochs=3, callbacks=[("restart", DeadCodeRestart(seed=0))])
     never.fit(_asymmetric_images(), y=None)
     assert never.history[:, "restarted_codes"] == [0, 0, 0]  # 100 x 64 > 288
+
+
+def test_epoch_progress_bar_counts_epochs(capsys):
+    from skvqad._net import EpochProgressBar
+
+    net = _net(max_epochs=3, callbacks=[("progress", EpochProgressBar())])
+    net.fit(_asymmetric_images(), y=None)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "train_loss=" in err and "perplexity=" in err
