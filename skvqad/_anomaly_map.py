@@ -24,7 +24,6 @@ from torch.distributions import ContinuousBernoulli
 from ._maps import (
     gaussian_filter,
     grey_dilation,
-    ssim_am_map,
     ssim_map,
     symmetric_pad,
     upsample_alignment_map,
@@ -182,8 +181,8 @@ def _alignment(output, module, settings):
     return am
 
 
-def maps_of_output(batch, output, module, settings, map_type):
-    """Anomaly maps of a batch from its forward pass.
+def maps_of_output(batch, output, module, settings, map_types):
+    """Anomaly maps of a batch from its forward pass, each part computed once.
 
     Parameters
     ----------
@@ -192,48 +191,45 @@ def maps_of_output(batch, output, module, settings, map_type):
     output : skvqad.VQVAEOutput
         ``module``'s forward pass of the padded batch.
     module : skvqad.VQVAE
-        The network (its stride and per-code statistics are read).
+        The network (its stride, per-code statistics and calibration are read).
     settings : mapping
         The map parameters (:data:`skvqad._parameters.MAP`).
-    map_type : {"ssim", "am", "ssim+am"}
-        SM ``1 - SSIM`` (Eq. 5 of [1]_), the upsampled, dilated AM (Eq. 6),
-        or their product (Section II-C).
+    map_types : sequence of {"ssim", "am", "ssim+am"}
+        SM ``1 - SSIM`` (Eq. 5 of [1]_, grey-dilated by
+        ``ssim_dilation_size``), the upsampled, dilated AM (Eq. 6), or their
+        product (Section II-C, as :func:`skvqad.ssim_am_map`). The SSIM and the
+        AM are computed once however many of the three are asked for.
 
     Returns
     -------
-    torch.Tensor of shape (b, H, W), float32, on the batch's device
+    dict of str to torch.Tensor of shape (b, H, W), float32, on the batch's device
         >= 0 (SM is in [0, 2]); higher is more anomalous.
     """
     size = tuple(batch.shape[-2:])
-    stride = 2**module.n_downsampling
-    if map_type == "am":
-        return upsample_alignment_map(
+    parts = {}
+    if {"ssim", "ssim+am"} & set(map_types):
+        ssim = ssim_map(
+            batch,
+            compared_reconstruction(output, module, size, settings),
+            data_range=1.0,
+            win_size=settings["ssim_win_size"],
+            gaussian_weights=settings["ssim_gaussian_weights"],
+            K1=settings["ssim_k1"],
+            K2=settings["ssim_k2"],
+            channel_reduction=settings["ssim_channel_reduction"],
+        )
+        parts["ssim"] = grey_dilation(1.0 - ssim, settings["ssim_dilation_size"])
+    if {"am", "ssim+am"} & set(map_types):
+        parts["am"] = upsample_alignment_map(
             _alignment(output, module, settings),
             output_size=size,
-            scale_factor=stride,
+            scale_factor=2**module.n_downsampling,
             upsampling=settings["upsampling"],
             dilation_size=settings["dilation_size"],
         )
-    ssim = ssim_map(
-        batch,
-        compared_reconstruction(output, module, size, settings),
-        data_range=1.0,
-        win_size=settings["ssim_win_size"],
-        gaussian_weights=settings["ssim_gaussian_weights"],
-        K1=settings["ssim_k1"],
-        K2=settings["ssim_k2"],
-        channel_reduction=settings["ssim_channel_reduction"],
-    )
-    if map_type == "ssim":
-        return grey_dilation(1.0 - ssim, settings["ssim_dilation_size"])
-    return ssim_am_map(
-        ssim,
-        _alignment(output, module, settings),
-        scale_factor=stride,
-        dilation_size=settings["dilation_size"],
-        upsampling=settings["upsampling"],
-        ssim_dilation_size=settings["ssim_dilation_size"],
-    )
+    if "ssim+am" in map_types:
+        parts["ssim+am"] = parts["ssim"] * parts["am"]
+    return {map_type: parts[map_type] for map_type in map_types}
 
 
 def anomaly_maps(module, images, settings, map_types, *, batch_size, device):
@@ -262,9 +258,9 @@ def anomaly_maps(module, images, settings, map_types, *, batch_size, device):
     for batch_slice, batch, output in forward_batches(
         module, images, batch_size=batch_size, device=device
     ):
-        for map_type in map_types:
-            batch_maps = maps_of_output(batch, output, module, settings, map_type)
-            maps[map_type][batch_slice] = batch_maps.cpu().numpy()
+        batch_maps = maps_of_output(batch, output, module, settings, map_types)
+        for map_type, values in batch_maps.items():
+            maps[map_type][batch_slice] = values.cpu().numpy()
     return maps
 
 

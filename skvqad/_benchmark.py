@@ -268,8 +268,8 @@ def _ablation(detector, data, dataset):
         module, images, batch_size=int(detector.batch_size), device=detector.net_.device
     ):
         for i, variant in enumerate(settings):
-            for mt in MAP_TYPES:
-                maps = maps_of_output(batch, output, module, variant, mt)
+            batch_maps = maps_of_output(batch, output, module, variant, MAP_TYPES)
+            for mt, maps in batch_maps.items():
                 full, pooled = store[i, mt]
                 if pixel:
                     full[batch_slice] = maps.cpu().numpy()
