@@ -163,7 +163,7 @@ def _parser():
             "bundled with scikit-image, score test tiles with synthetic "
             "defects (scratches, holes, stains, pasted patches), print the "
             "image and pixel ROC-AUC and write a figure and a report into "
-            "OUTPUT_DIR. Needs no download; about a minute on a 2-core CPU."
+            "OUTPUT_DIR. Needs no download; one to two minutes on a 2-core CPU."
         ),
     )
     demo.add_argument(

@@ -84,12 +84,14 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         Random flips of the training images, per image with probability 1/2:
         left-right (``"hflip"``), left-right and up-down (``"flips"``), or
         none. Not in the paper.
-    augment_rotation : float, default=0.0
+    augment_rotation : float, default=15.0
         Largest random rotation of a training image, in degrees, in
         [0, 180]: each image turns about its centre by an angle drawn
         uniformly in ``[-augment_rotation, augment_rotation]`` (bilinear,
-        reflected at the borders), after the flips. 0 (no rotation) as in the
-        paper.
+        reflected at the borders), after the flips; with ``crop_size``, each
+        crop turns about its own centre (only the crop is resampled). 0 is
+        the paper's training; a few training images never show every small
+        turn of a part or texture (``docs/method.rst``).
     crop_size : int or None, default=None
         Side, in pixels, of the random square crop of each training image
         that the network trains on, each time the image is drawn (after the
@@ -143,8 +145,11 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     ssim_k1, ssim_k2 : float, default=0.01, 0.03
         SSIM stabilising constants ``c1 = (ssim_k1 * L)^2`` and
         ``c2 = (ssim_k2 * L)^2`` with data range ``L = 1`` (Wang et al.,
-        2004), in (0, 1]. [1]_, Eq. 5, states ``c1 = 0.01`` and ``c2 = 0.03``
-        literally, i.e. ``ssim_k1=0.1``, ``ssim_k2=0.03**0.5``.
+        2004), in (0, 1]. ``ssim_k2=0.3`` keeps faint normal texture that the
+        smoother reconstruction loses from filling the map (better on
+        textures, worse on some CIFAR-10 classes: ``docs/method.rst``). [1]_,
+        Eq. 5, states ``c1 = 0.01`` and ``c2 = 0.03`` literally:
+        ``ssim_k1=0.1``, ``ssim_k2=0.03**0.5``.
     ssim_channel_reduction : {"mean", "min", "luminance"}, default="mean"
         How colour images give one SSIM map: the mean of the per-channel
         maps (as scikit-image's ``structural_similarity`` with
@@ -155,11 +160,12 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     ssim_dilation_size : int, default=1
         Side of the flat square that grey-dilates the SM map, >= 1 (1 = none;
         [1]_ dilates it for UCSD Ped1).
-    score_pooling : {"mean", "max", "gaussian_max"}, default="mean"
+    score_pooling : {"mean", "max", "gaussian_max"}, default="gaussian_max"
         How an image's anomaly map becomes its score in
         :meth:`score_samples`: its mean over pixels, as in [1]_, its maximum,
         or the maximum of the map smoothed by a Gaussian of standard
-        deviation ``score_sigma`` (anomalib's image score).
+        deviation ``score_sigma`` (anomalib's image score; the mean drowns
+        a small defect, ``docs/method.rst``).
     score_sigma : float, default=8.0
         Standard deviation, in pixels, of the smoothing of
         ``score_pooling="gaussian_max"``, > 0.
@@ -265,14 +271,13 @@ float32
     The loss sums each term over an image's pixels or latent entries and
     averages over the batch (:func:`skvqad.vq_vae_loss_terms`).
 
-    Departures from the paper (each measured; the figures and reasons are in
-    ``docs/method.rst`` and ``benchmarks/RESULTS.md``): an EMA codebook with
-    restarts of unused vectors (trained by the loss, the codebook collapses
-    and the AM says little), left-right flips, plain rather than squared
-    distances in the AM, and the calibrated reconstruction. The paper's
-    setting is ``codebook_update="loss", restart_dead_codes=False,
-    augment=None, alignment_distance="squared",
-    reconstruction_calibration=None``.
+    Departures from the paper, each measured (``docs/method.rst``): an EMA
+    codebook with restarts of unused vectors, flips and small turns of the
+    training images, plain distances in the AM, the calibrated
+    reconstruction, and the peak of the smoothed map as the image score.
+    The paper's setting is ``codebook_update="loss", restart_dead_codes=False,
+    augment=None, augment_rotation=0, alignment_distance="squared",
+    reconstruction_calibration=None, score_pooling="mean"``.
 
     Pressing Ctrl-C during :meth:`fit` stops training (skorch's behaviour)
     and leaves a fitted detector with the network as it was, with a warning.
@@ -316,7 +321,7 @@ float32
         codebook_update="ema",
         restart_dead_codes=True,
         augment="hflip",
-        augment_rotation=0.0,
+        augment_rotation=15.0,
         crop_size=None,
         anomaly_map_type="ssim+am",
         dilation_size=7,
@@ -331,7 +336,7 @@ float32
         ssim_k2=0.03,
         ssim_channel_reduction="mean",
         ssim_dilation_size=1,
-        score_pooling="mean",
+        score_pooling="gaussian_max",
         score_sigma=8.0,
         max_epochs=100,
         batch_size=16,

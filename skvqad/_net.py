@@ -126,9 +126,13 @@ class VQVAENet(NeuralNet):
             flip = torch.rand(x.shape[0], generator=generator) < 0.5
             flip = flip.to(x.device).view(-1, *([1] * (x.ndim - 1)))
             x = torch.where(flip, x.flip(axis), x)
-        if self.augment_rotation:
+        if self.augment_rotation and self.crop_size:
+            # One resampling of the crop only: the same as turning the
+            # whole image then cropping, at (crop / side)**2 of its cost.
+            x = random_rotated_crop(x, self.crop_size, self.augment_rotation, generator)
+        elif self.augment_rotation:
             x = random_rotation(x, self.augment_rotation, generator)
-        if self.crop_size:
+        elif self.crop_size:
             x = random_crop(x, self.crop_size, generator)
         return super().train_step_single((x, yi), **fit_params)
 
@@ -187,6 +191,70 @@ def random_rotation(x, max_degrees, generator):
         dim=1,
     ).to(device=x.device, dtype=x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(
+        x, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
+
+
+def random_rotated_crop(x, size, max_degrees, generator):
+    """A random square crop of each image, turned by its own random angle.
+
+    Samples only the crop's pixels (one ``grid_sample`` of the whole batch),
+    so its cost does not grow with the image: the crop's centre is uniform
+    over the centres of the crops that fit (as :func:`random_crop`), the
+    angle uniform in ``[-max_degrees, max_degrees]`` (as
+    :func:`random_rotation`), and pixels the turned square takes from
+    outside the image are reflected back in.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (n, C, H, W), floating
+        The images.
+    size : int
+        Side of the crops, in pixels, >= 1; an axis shorter than ``size`` is
+        kept whole.
+    max_degrees : float
+        Largest angle, in degrees.
+    generator : torch.Generator
+        CPU generator the offsets and angles are drawn from.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, C, min(size, H), min(size, W)), dtype of ``x``
+        Bilinear samples; with an angle of 0 exactly :func:`random_crop`'s
+        crop.
+    """
+    n, _, height, width = x.shape
+    crop_h, crop_w = min(size, height), min(size, width)
+    top = torch.randint(0, height - crop_h + 1, (n,), generator=generator)
+    left = torch.randint(0, width - crop_w + 1, (n,), generator=generator)
+    angles = (2 * torch.rand(n, generator=generator) - 1) * math.radians(max_degrees)
+    cos, sin = angles.cos(), angles.sin()
+    # affine_grid maps the crop's [-1, 1] coordinates (half a crop side to
+    # a unit) to the image's (half an image side to a unit): turn by the
+    # angle in pixels, then move to the crop's centre.
+    theta = torch.stack(
+        [
+            torch.stack(
+                [
+                    cos * crop_w / width,
+                    -sin * crop_h / width,
+                    (2 * left + crop_w) / width - 1,
+                ],
+                dim=-1,
+            ),
+            torch.stack(
+                [
+                    sin * crop_w / height,
+                    cos * crop_h / height,
+                    (2 * top + crop_h) / height - 1,
+                ],
+                dim=-1,
+            ),
+        ],
+        dim=1,
+    ).to(device=x.device, dtype=x.dtype)
+    grid = F.affine_grid(theta, [n, x.shape[1], crop_h, crop_w], align_corners=False)
     return F.grid_sample(
         x, grid, mode="bilinear", padding_mode="reflection", align_corners=False
     )

@@ -124,7 +124,7 @@ def test_params_and_ablation(tmp_path, small_protocols):
     # Every estimator parameter is recorded, defaults included.
     assert report["estimator_params"]["beta"] == 1.0
     assert report["estimator_params"]["alignment_distance"] == "euclidean"
-    assert report["estimator_params"]["augment_rotation"] == 0.0
+    assert report["estimator_params"]["augment_rotation"] == 15.0
     factors = report["ablation"]["grid"]
     assert factors["AM distance"]["euclidean"]["configured"] is True
     assert factors["SSIM channels"]["mean"]["configured"] is True

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from skorch.callbacks import Callback
@@ -32,7 +33,17 @@ def test_output_shapes_and_dtypes(fitted_grey, grey_images):
     assert (maps >= 0).all()
     scores = fitted_grey.score_samples(X)
     assert scores.shape == (5,) and scores.dtype == np.float64
-    np.testing.assert_allclose(scores, -maps.mean(axis=(1, 2)), rtol=1e-5)
+    # The default image score: the peak of the Gaussian-smoothed map.
+    assert fitted_grey.score_pooling == "gaussian_max"
+    sigma = fitted_grey.score_sigma
+    smoothed = ndimage.gaussian_filter(maps.astype(np.float64), (0, sigma, sigma))
+    np.testing.assert_allclose(scores, -smoothed.max(axis=(1, 2)), rtol=1e-4)
+    fitted_grey.set_params(score_pooling="mean")
+    try:
+        mean_scores = fitted_grey.score_samples(X)
+    finally:
+        fitted_grey.set_params(score_pooling="gaussian_max")
+    np.testing.assert_allclose(mean_scores, -maps.mean(axis=(1, 2)), rtol=1e-5)
     labels = fitted_grey.predict(X)
     assert set(np.unique(labels)) <= {-1, 1}
     assert np.issubdtype(labels.dtype, np.integer)
@@ -105,7 +116,9 @@ def test_ssim_channel_reduction_of_colour_images():
     for reduction in ("mean", "min", "luminance"):
         detector.set_params(ssim_channel_reduction=reduction)
         maps[reduction] = detector.anomaly_map(X[:3])
-        expected = 1 - ssim_map(x, recon, data_range=1.0, channel_reduction=reduction)
+        expected = 1 - ssim_map(
+            x, recon, data_range=1.0, K2=detector.ssim_k2, channel_reduction=reduction
+        )
         np.testing.assert_allclose(maps[reduction], expected.numpy(), atol=1e-5)
     # The worst channel is never better reconstructed than the mean channel.
     assert (maps["min"] >= maps["mean"] - 1e-6).all()
@@ -130,6 +143,7 @@ def test_ssim_map_type_is_one_minus_ssim_of_reconstruction(fitted_grey, grey_ima
         torch.from_numpy(X[:, None]),
         torch.from_numpy(recon).movedim(-1, 1),
         data_range=1.0,
+        K2=detector.ssim_k2,
     )
     np.testing.assert_allclose(detector.anomaly_map(X), expected.numpy(), atol=1e-6)
 
@@ -138,7 +152,7 @@ def test_map_does_not_depend_on_the_batch(fitted_grey, grey_images):
     X, _ = paste_square(grey_images[:10])
     together = fitted_grey.anomaly_map(X)
     alone = np.concatenate([fitted_grey.anomaly_map(X[i : i + 1]) for i in range(3)])
-    np.testing.assert_allclose(together[:3], alone, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(together[:3], alone, rtol=1e-4, atol=1e-6)
 
 
 def test_reproducible_and_leaves_global_rng_alone(grey_images):
@@ -506,7 +520,7 @@ def test_new_parameters_are_validated(param, value, grey_images):
 
 def test_rotation_changes_the_training_reproducibly(grey_images):
     turned = VQVAEAnomalyDetector(**{**TINY, "augment_rotation": 15.0}).fit(grey_images)
-    plain = VQVAEAnomalyDetector(**TINY).fit(grey_images)
+    plain = VQVAEAnomalyDetector(**{**TINY, "augment_rotation": 0.0}).fit(grey_images)
     assert not np.allclose(
         turned.score_samples(grey_images), plain.score_samples(grey_images)
     )

@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from skvqad import VQVAE, VQVAELoss
-from skvqad._net import DeadCodeRestart, VQVAENet, random_crop, random_rotation
+from skvqad._net import (
+    DeadCodeRestart,
+    VQVAENet,
+    random_crop,
+    random_rotated_crop,
+    random_rotation,
+)
 
 
 def _net(**kwargs):
@@ -188,3 +194,24 @@ def test_epoch_progress_bar_counts_epochs(capsys):
     net.fit(_asymmetric_images(), y=None)
     err = capsys.readouterr().err
     assert "3/3" in err and "train_loss=" in err and "perplexity=" in err
+
+
+def test_random_rotated_crop_is_a_crop_of_the_turned_image():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 2, 10, 14)
+    # Angle 0: exactly random_crop's windows, from the same draws.
+    same = random_rotated_crop(x, 4, 0.0, torch.Generator().manual_seed(5))
+    plain = random_crop(x, 4, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(same, plain)
+    # Crop = whole image: random_rotation's turn, from the same angles (the
+    # offsets are drawn first, from ranges of one value).
+    square = torch.rand(3, 2, 16, 16)
+    turned = random_rotated_crop(square, 16, 40.0, torch.Generator().manual_seed(7))
+    reference = torch.Generator().manual_seed(7)
+    torch.randint(0, 1, (3,), generator=reference)
+    torch.randint(0, 1, (3,), generator=reference)
+    torch.testing.assert_close(turned, random_rotation(square, 40.0, reference))
+    assert not torch.allclose(turned, square)
+    # Only the crop is sampled: the output has the crop's size.
+    assert random_rotated_crop(x, 4, 15.0, generator).shape == (3, 2, 4, 4)
+    assert random_rotated_crop(x, 12, 15.0, generator).shape == (3, 2, 10, 12)

@@ -162,3 +162,26 @@ def test_weights_saved_without_a_calibration_table_still_load(banded_detector):
     module.load_state_dict(state)
     identity = torch.linspace(0, 1, CALIBRATION_KNOTS).expand(2, 1, -1)
     torch.testing.assert_close(module.calibration, identity)
+
+
+def test_benchmark_template_keeps_its_own_ssim_whatever_the_detector(
+    banded_detector,
+):
+    from skvqad._benchmark import template_baseline
+
+    before = banded_detector.get_params()
+    detector = banded_detector.set_params(ssim_k2=0.2, score_pooling="gaussian_max")
+    try:
+        train = _banded(6, 3)[..., None]
+        baseline = template_baseline(detector, train)
+        # The definition: K 0.01 / 0.03, pooled like the detector.
+        assert (baseline.ssim_k1, baseline.ssim_k2) == (0.01, 0.03)
+        assert baseline.score_pooling == "gaussian_max"
+        reference = TemplateAnomalyDetector(score_pooling="gaussian_max").fit(train)
+        np.testing.assert_allclose(
+            baseline.score_samples(train), reference.score_samples(train)
+        )
+    finally:
+        detector.set_params(
+            ssim_k2=before["ssim_k2"], score_pooling=before["score_pooling"]
+        )
