@@ -394,8 +394,7 @@ def ablation_markdown(report):
     pixel = report["dataset"] != "cifar10"
     metric = "pixel ROC-AUC (pooled)" if pixel else "image ROC-AUC"
     lines = []
-    params = report.get("estimator_params", {})
-    pooling = params.get("score_pooling", report["settings"].get("score_pooling"))
+    pooling = report.get("estimator_params", {}).get("score_pooling", "mean")
     for name, factors in report["ablation"].items():
         lines += [
             f"Post-processing ablation, {report['dataset']} {name} ({metric}, "

@@ -127,8 +127,9 @@ class VQVAENet(NeuralNet):
             flip = flip.to(x.device).view(-1, *([1] * (x.ndim - 1)))
             x = torch.where(flip, x.flip(axis), x)
         if self.augment_rotation and self.crop_size:
-            # One resampling of the crop only: the same as turning the
-            # whole image then cropping, at (crop / side)**2 of its cost.
+            # One resampling of the crop only: turning the whole image then
+            # cropping draws the same crops (but for how borders reflect) at
+            # (side / crop)**2 times the cost.
             x = random_rotated_crop(x, self.crop_size, self.augment_rotation, generator)
         elif self.augment_rotation:
             x = random_rotation(x, self.augment_rotation, generator)

@@ -8,6 +8,7 @@ from sklearn.isotonic import IsotonicRegression
 
 from skvqad import TemplateAnomalyDetector, VQVAEAnomalyDetector
 from skvqad._anomaly_map import CALIBRATION_KNOTS, calibrate, pool_maps
+from skvqad._benchmark import template_baseline
 
 from .conftest import TINY
 
@@ -167,8 +168,6 @@ def test_weights_saved_without_a_calibration_table_still_load(banded_detector):
 def test_benchmark_template_keeps_its_own_ssim_whatever_the_detector(
     banded_detector,
 ):
-    from skvqad._benchmark import template_baseline
-
     before = banded_detector.get_params()
     detector = banded_detector.set_params(ssim_k2=0.2, score_pooling="gaussian_max")
     try:
