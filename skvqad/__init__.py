@@ -19,6 +19,7 @@ from ._model_selection import (
 from ._net import VQVAENet
 from ._plotting import plot_anomaly_maps
 from ._template import TemplateAnomalyDetector
+from ._threshold import fit_threshold
 from ._transformers import (
     AlignmentMapTransformer,
     SSIMAMMapTransformer,
@@ -39,6 +40,7 @@ __all__ = [
     "VQVAENet",
     "VQVAEOutput",
     "alignment_map",
+    "fit_threshold",
     "gaussian_filter",
     "get_scorer",
     "grey_dilation",

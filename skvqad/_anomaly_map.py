@@ -19,8 +19,8 @@ References
 import numpy as np
 import torch
 from sklearn.isotonic import IsotonicRegression
-from torch.distributions import ContinuousBernoulli
 
+from ._continuous_bernoulli import cb_mean
 from ._maps import (
     gaussian_filter,
     grey_dilation,
@@ -38,6 +38,7 @@ __all__ = [
     "calibrate",
     "compared_reconstruction",
     "detector_maps",
+    "detector_scores",
     "forward_batches",
     "map_settings",
     "maps_of_output",
@@ -128,8 +129,9 @@ def reconstruction(logits, size, kind):
     size : tuple of int (H, W)
         The unpadded image size, ``H <= H'`` and ``W <= W'``.
     kind : {"mean", "probs"}
-        The distribution's mean (Loaiza-Ganem and Cunningham, 2019, Eq. 5) or
-        its parameter ``sigmoid(logits)``.
+        The distribution's mean (Loaiza-Ganem and Cunningham, 2019; computed
+        stably for every logit by :func:`skvqad._continuous_bernoulli.cb_mean`)
+        or its parameter ``sigmoid(logits)``.
 
     Returns
     -------
@@ -140,7 +142,7 @@ def reconstruction(logits, size, kind):
     if kind == "probs":
         recon = torch.sigmoid(logits)
     else:
-        recon = ContinuousBernoulli(logits=logits, validate_args=False).mean
+        recon = cb_mean(logits)
     return recon[..., :height, :width]
 
 
@@ -329,6 +331,26 @@ def pool_maps(maps, pooling, sigma=8.0):
     if pooling == "max":
         return maps.amax(dim=(1, 2))
     return maps.mean(dim=(1, 2))
+
+
+def detector_scores(detector, maps):
+    """A detector's ``score_samples`` from its maps: the one scoring path.
+
+    Parameters
+    ----------
+    detector : VQVAEAnomalyDetector or TemplateAnomalyDetector
+        Its ``score_pooling`` and ``score_sigma`` are read.
+    maps : ndarray of shape (n, H, W), float32
+        Its anomaly maps (``anomaly_map_type`` for the VQ-VAE).
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+        Minus the pooled maps: higher is more normal, as ``score_samples``.
+        The estimators, ``skvqad score`` and ``skvqad evaluate`` all score
+        through here, so their scores and decisions agree.
+    """
+    return -pool_maps(maps, detector.score_pooling, detector.score_sigma)
 
 
 def offset_from_scores(scores, contamination):

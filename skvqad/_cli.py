@@ -17,7 +17,7 @@ import joblib
 import numpy as np
 from skimage import io
 
-from ._anomaly_map import pool_maps
+from ._anomaly_map import detector_scores
 from ._benchmark import COLUMN_NAMES, CPU_MODEL, PROTOCOLS, epochs_for_steps, evaluate
 from ._benchmark import run as run_benchmark
 from ._detector import VQVAEAnomalyDetector
@@ -366,7 +366,10 @@ def _fit(args):
     detector = _detector_from(args, len(X))
     seconds = _fit_timed(detector, X)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(detector, args.out)
+    # Written beside, then renamed: a failed save never leaves a broken model.
+    partial = args.out.with_name(args.out.name + ".partial")
+    joblib.dump(detector, partial)
+    partial.replace(args.out)
     print(f"trained in {seconds} s on {detector.net_.device}; saved {args.out}")
     return 0
 
@@ -393,7 +396,8 @@ def _score(args):
         color="gray" if detector.n_channels_ == 1 else "rgb",
     )
     maps = detector.anomaly_map(X)
-    scores = pool_maps(maps, detector.score_pooling, detector.score_sigma)
+    # Scores and decisions as score_samples / decision_function give them.
+    scores = -detector_scores(detector, maps)
     decision = -scores - detector.offset_
     out = args.output_dir
     (out / "maps").mkdir(parents=True, exist_ok=True)

@@ -14,11 +14,11 @@ from ._anomaly_map import (
     MAP_TYPES,
     compared_reconstruction,
     detector_maps,
+    detector_scores,
     forward_batches,
     map_settings,
     offset_from_scores,
     pad_to_stride,
-    pool_maps,
     training_statistics,
 )
 from ._maps import check_luminance_channels
@@ -182,10 +182,13 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         available, else ``"cpu"``; or any torch device string.
     contamination : "auto" or float, default="auto"
         Sets the threshold ``offset_`` on the training scores. A float in
-        (0, 0.5] is the fraction of training images to call outliers. With
-        ``"auto"``, an image is an outlier when its score lies more than three
-        robust standard deviations (1.4826 x median absolute deviation) below
-        the median training score.
+        (0, 0.5] is the fraction of training images to call outliers (the
+        interval scikit-learn's outlier detectors share). With ``"auto"``, an
+        image is an outlier when its score lies more than three robust
+        standard deviations (1.4826 x median absolute deviation) below the
+        median training score. :func:`skvqad.fit_threshold` sets it afterwards
+        from images known to be normal (the training images themselves, so
+        that none is flagged), a false-positive rate, or F1-max.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation and the batch shuffling. Makes results
         reproducible on the CPU; on CUDA, cuDNN's non-deterministic kernels
@@ -438,13 +441,7 @@ float32
         x = torch.from_numpy(images).movedim(-1, 1)
         x = pad_to_stride(x, 2 ** int(self.n_downsampling)).contiguous().numpy()
         try:
-            self.net_ = train(
-                x,
-                training_params,
-                seed,
-                device,
-                self.verbose,
-            )
+            self.net_ = train(x, training_params, seed, device, self.verbose)
         except StoppedEarly as stopped:
             self.net_ = stopped.net
             warnings.warn(
@@ -665,7 +662,7 @@ float32
     def _score(self, images):
         """Scores (n,) float64 of validated (n, H, W, C) images."""
         maps = self._maps(images, (self.anomaly_map_type,))[self.anomaly_map_type]
-        return -pool_maps(maps, self.score_pooling, self.score_sigma)
+        return detector_scores(self, maps)
 
     @property
     def reconstruction_calibration_(self):

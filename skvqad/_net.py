@@ -400,4 +400,12 @@ class EpochProgressBar(Callback):
         self.bar_.update(1)
 
     def on_train_end(self, net, **kwargs):
+        # The bar holds the standard error stream: drop it, so that the
+        # fitted detector (which keeps its callbacks) can be pickled.
         self.bar_.close()
+        del self.bar_
+
+    def __getstate__(self):  # interrupted trainings keep the bar: never pickle it
+        state = self.__dict__.copy()
+        state.pop("bar_", None)
+        return state

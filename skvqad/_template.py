@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._anomaly_map import POOLINGS, offset_from_scores, pool_maps
+from ._anomaly_map import POOLINGS, detector_scores, offset_from_scores
 from ._maps import ssim_map
 from ._validation import check_device, check_images, tensor_to_array
 
@@ -186,7 +186,7 @@ class TemplateAnomalyDetector(OutlierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,), float64
         """
-        return -pool_maps(self.anomaly_map(X), self.score_pooling, self.score_sigma)
+        return detector_scores(self, self.anomaly_map(X))
 
     def decision_function(self, X):
         """``score_samples(X) - offset_``; negative for outliers.
@@ -235,7 +235,7 @@ class TemplateAnomalyDetector(OutlierMixin, BaseEstimator):
         return maps
 
     def _pooled(self, images):
-        return pool_maps(self._maps(images), self.score_pooling, self.score_sigma)
+        return -detector_scores(self, self._maps(images))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -9,6 +9,10 @@ from sklearn.utils.validation import validate_data
 #: Bound on min-max scaled tabular values (training rows lie in [0, 1]).
 _TABULAR_CLIP = 1e3
 
+#: Channel counts of grey, RGB and RGBA images: a 4-D input with one of these
+#: in axis 1 and none in axis 3 is taken for channels-first and refused.
+_CHANNEL_COUNTS = (1, 3, 4)
+
 _INTEGER_SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
@@ -34,8 +38,11 @@ def check_images(X, *, input_name="X"):
     ------
     ValueError
         If ``X`` is empty (or an image dimension is 0), ragged (images of
-        mixed sizes), not 3- or 4-D, contains NaN or infinity, or holds
-        floats outside [0, 1].
+        mixed sizes), not 3- or 4-D, contains NaN or infinity, holds floats
+        outside [0, 1], or looks channels-first: 4-D with 1, 3 or 4 in axis 1
+        and more than 4 in axis 3 (``(n, 3, 32, 32)``); move the channels last.
+        Also if it is 3-D with 3 or 4 in axis 2 and more than 4 in axis 1 (one
+        ``(H, W, 3)`` colour image without the batch axis).
     TypeError
         If the dtype is neither floating, bool, uint8 nor uint16.
     """
@@ -62,6 +69,21 @@ def check_images(X, *, input_name="X"):
         )
     if 0 in X.shape[1:]:
         raise ValueError(f"{input_name} has an empty dimension: shape {X.shape}.")
+    if X.ndim == 3 and X.shape[2] in (3, 4) and X.shape[1] > 4:
+        raise ValueError(
+            f"{input_name} has shape {X.shape}: one colour image without the "
+            f"batch axis? Pass {input_name}[np.newaxis] (shape (1, "
+            f"{X.shape[0]}, {X.shape[1]}, {X.shape[2]})). Greyscale images "
+            "(n_samples, height, width) must be more than 4 pixels wide."
+        )
+    if X.ndim == 4 and X.shape[1] in _CHANNEL_COUNTS and X.shape[3] not in (1, 2, 3, 4):
+        raise ValueError(
+            f"{input_name} has shape {X.shape}, which looks channels-first "
+            f"(n_samples, channels, height, width), the torch habit; images must "
+            f"be channels last (n_samples, height, width, channels). Pass "
+            f"np.moveaxis({input_name}, 1, -1) (for a tensor, "
+            f"{input_name}.permute(0, 2, 3, 1))."
+        )
     if X.dtype in _INTEGER_SCALES:
         out = X.astype(np.float32) / np.float32(_INTEGER_SCALES[X.dtype])
     elif X.dtype.kind == "b":

@@ -76,13 +76,16 @@ def test_the_map_module_is_below_the_estimator():
         "skvqad._anomaly_map", modules["skvqad._anomaly_map"], set(modules)
     )
     assert imports <= {
+        "skvqad._continuous_bernoulli",
         "skvqad._maps",
         "skvqad._model",
         "skvqad._parameters",
         "skvqad._validation",
     }
     model = _imports("skvqad._model", modules["skvqad._model"], set(modules))
-    assert not model, model
+    assert model <= {"skvqad._continuous_bernoulli"}, model
+    path = modules["skvqad._continuous_bernoulli"]
+    assert not _imports("skvqad._continuous_bernoulli", path, set(modules))
 
 
 def _private_calls(path):

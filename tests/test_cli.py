@@ -3,12 +3,14 @@
 import csv
 import json
 
+import joblib
 import numpy as np
 import pytest
 from PIL import Image
 
 from skvqad._anomaly_map import pool_maps
 from skvqad._cli import main
+from skvqad.datasets._io import list_images, read_images
 
 SMALL = [
     "--max-epochs",
@@ -108,6 +110,17 @@ def test_fit_score_evaluate_round_trip(tmp_path, capsys):
         rtol=1e-4,
     )
     assert {r["prediction"] for r in rows} <= {"1", "-1"}
+    # One scoring path: the CSV holds what the saved detector itself says.
+    detector = joblib.load(model)
+    images = read_images(
+        list_images(tmp_path / "widget/test/dent"), image_size=16, color="gray"
+    )
+    np.testing.assert_allclose(
+        [float(r["anomaly_score"]) for r in rows],
+        -detector.score_samples(images),
+        rtol=1e-4,
+    )
+    assert [int(r["prediction"]) for r in rows] == detector.predict(images).tolist()
     assert len(list((scores_dir / "maps").glob("*.png"))) == 2
     out = tmp_path / "eval"
     assert (

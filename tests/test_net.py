@@ -1,5 +1,7 @@
 """The skorch net: flips and rotations of the training batches, dead-code restarts."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -194,6 +196,13 @@ def test_epoch_progress_bar_counts_epochs(capsys):
     net.fit(_asymmetric_images(), y=None)
     err = capsys.readouterr().err
     assert "3/3" in err and "train_loss=" in err and "perplexity=" in err
+    # The bar holds stderr: a net trained with it must still pickle (skvqad fit
+    # saved a 2-byte model file without --quiet).
+    restored = pickle.loads(pickle.dumps(net))
+    assert len(restored.history) == 3
+    bar = EpochProgressBar()
+    bar.on_train_begin(net)  # as if training were interrupted
+    assert "bar_" not in pickle.loads(pickle.dumps(bar)).__dict__
 
 
 def test_random_rotated_crop_is_a_crop_of_the_turned_image():

@@ -93,8 +93,11 @@ def test_reconstruct_returns_the_calibrated_reconstruction(banded_detector):
     calibrated = banded_detector.reconstruct(test)
     raw = banded_detector.set_params(reconstruction_calibration=None).reconstruct(test)
     banded_detector.set_params(reconstruction_calibration="isotonic")
-    # The continuous Bernoulli mean stays well above 0 on the black band.
-    assert raw[:, 4:10].mean() > 0.03 > calibrated[:, 4:10].mean()
+    # The continuous Bernoulli mean, computed from the logit, falls below
+    # torch's float32 floor (0.0627) on the black band; the calibration
+    # brings it closer still to the band's 0.
+    assert raw[:, 4:10].mean() < 0.0627
+    assert calibrated[:, 4:10].mean() < raw[:, 4:10].mean()
 
 
 def test_template_detector_is_one_minus_ssim_against_the_mean_image():

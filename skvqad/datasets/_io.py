@@ -1,5 +1,6 @@
 """Reading image and mask files into float32 arrays (scikit-image I/O)."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,20 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def list_images(folder, *, what="images"):
-    """Sorted image files directly inside ``folder``; clear errors if none."""
+    """Sorted image files directly inside ``folder`` (hidden files skipped).
+
+    Raises FileNotFoundError if the folder is missing or holds no image.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} folder not found: {folder}")
+    # Hidden files are skipped: macOS copies leave "._name.png" resource forks.
     files = sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not p.name.startswith(".")
     )
     if not files:
         raise FileNotFoundError(
@@ -62,6 +69,41 @@ def check_color(color):
         raise ValueError(f"color must be None, 'gray' or 'rgb', got {color!r}.")
 
 
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _why(path, exc):
+    """A one-line reason why ``path`` could not be decoded.
+
+    Pillow's diagnosis is preferred to the reader's: imageio's messages for a
+    non-image file change with its plugins (a DICOM deprecation notice, a
+    list of backends to install).
+    """
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        return "the file is empty (0 bytes)"
+    try:
+        with Image.open(path) as pil:
+            pil.load()
+    except Exception as pil_exc:  # noqa: BLE001 - any decoder failure is reported
+        message = _first_line(pil_exc)
+        if "cannot identify" in message:
+            return (
+                "not an image file of a known format (damaged, or another kind of file)"
+            )
+        if "truncated" in message.lower():
+            return f"the file is truncated ({message})"
+        return message
+    return _first_line(exc)
+
+
+def _is_cmyk(path):
+    with Image.open(path) as pil:
+        return pil.mode == "CMYK"
+
+
 def read_image(path, *, image_size=None, color=None):
     """One image as float32 in [0, 1], shape (H, W) or (H, W, 3).
 
@@ -74,7 +116,10 @@ def read_image(path, *, image_size=None, color=None):
     try:
         image = io.imread(path)
     except Exception as exc:  # imageio raises many types for unreadable files
-        raise ValueError(f"cannot read image file {path}: {exc}") from exc
+        raise ValueError(f"cannot read image file {path}: {_why(path, exc)}") from exc
+    if image.ndim == 3 and image.shape[-1] == 4 and _is_cmyk(path):
+        with Image.open(path) as pil:  # CMYK JPEGs: the 4th channel is K, not alpha
+            image = np.asarray(pil.convert("RGB"))
     if image.ndim == 3 and image.shape[-1] in (2, 4):  # LA / RGBA: drop alpha
         image = image[..., :-1]
     if image.ndim == 3 and image.shape[-1] == 1:
@@ -102,21 +147,70 @@ def read_image(path, *, image_size=None, color=None):
     return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
+#: Pillow formats whose compression rings around edges.
+LOSSY_FORMATS = ("JPEG", "MPO", "WEBP")
+
+
+def binarize_mask(mask, *, lossy=False):
+    """A stored mask as bool: the defect pixels.
+
+    Parameters
+    ----------
+    mask : ndarray of shape (H, W), integer, bool or floating
+        The stored values (one channel).
+    lossy : bool, default=False
+        Whether the file was lossily compressed (JPEG).
+
+    Returns
+    -------
+    ndarray of shape (H, W), bool
+        Lossless masks (0/1, 0/255, palette or class-index masks) are True
+        where the value is > 0. Lossy (8-bit) ones are True where the value is
+        >= 128, half the range: JPEG compression rings around every edge,
+        leaving small non-zero values that the "> 0" rule would count as
+        defect (a 256-pixel defect then loads as 360); a 0/255 JPEG mask
+        keeps its true area to within a few per cent.
+
+    Warns
+    -----
+    UserWarning
+        If a lossy mask has non-zero values but none >= 128: a 0/1 mask saved
+        as JPEG, which compression has made unrecoverable (read as empty).
+    """
+    mask = np.asarray(mask)
+    if mask.dtype == bool:
+        return mask.copy()
+    if lossy:
+        binary = mask >= 128
+        if mask.max() > 0 and not binary.any():
+            warnings.warn(
+                "a JPEG mask holds only values below 128 (a 0/1 mask saved as "
+                "JPEG?); lossy compression has blurred it beyond recovery and it "
+                "is read as empty. Store masks as PNG.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return binary
+    return mask > 0
+
+
 def read_mask(path, *, image_size=None):
-    """One mask as bool (H, W): True where the stored value is > 0.
+    """One mask as bool (H, W), binarised by :func:`binarize_mask` (lossy: JPEG).
 
     Palette files are read as their indices (not their colours), colour
-    files are True where any channel is > 0, and resizing uses the nearest
-    neighbour only, so masks stay binary.
+    files by their brightest channel per pixel, and resizing uses the
+    nearest neighbour only, so masks stay binary. An unreadable file raises
+    ValueError naming it.
     """
     try:
         with Image.open(path) as pil:
             mask = np.asarray(pil)
+            lossy = pil.format in LOSSY_FORMATS
     except Exception as exc:
-        raise ValueError(f"cannot read mask file {path}: {exc}") from exc
+        raise ValueError(f"cannot read mask file {path}: {_why(path, exc)}") from exc
     if mask.ndim == 3:
         mask = mask[..., :3].max(axis=-1) if mask.shape[-1] >= 3 else mask[..., 0]
-    mask = mask > 0
+    mask = binarize_mask(mask, lossy=lossy)
     size = check_size(image_size)
     if size is not None and mask.shape != size:
         mask = resize(mask, size, order=0, anti_aliasing=False).astype(bool)
@@ -149,17 +243,31 @@ def read_images(paths, *, image_size=None, color=None, n_jobs=None):
 
 
 def find_mask(mask_dir, stem):
-    """The mask for image ``stem`` in ``mask_dir``: ``stem.*`` or ``stem_mask.*``."""
+    """The mask for image ``stem`` in ``mask_dir``: ``stem.*`` or ``stem_mask.*``.
+
+    Extensions are matched whatever their case (``.PNG``, ``.Png``, ``.bmp``),
+    as :func:`list_images` does for images; ``stem`` itself is matched
+    exactly. Raises FileNotFoundError listing a few of the files that are
+    there when none matches.
+    """
     mask_dir = Path(mask_dir)
+    if not mask_dir.is_dir():
+        raise FileNotFoundError(f"mask folder not found: {mask_dir}")
+    candidates = {
+        (p.stem, p.suffix.lower()): p
+        for p in mask_dir.iterdir()
+        if p.is_file() and not p.name.startswith(".")
+    }
     for name in (stem, f"{stem}_mask"):
         for ext in IMAGE_EXTENSIONS:
-            for candidate in (
-                mask_dir / f"{name}{ext}",
-                mask_dir / f"{name}{ext.upper()}",
-            ):
-                if candidate.is_file():
-                    return candidate
+            if (name, ext) in candidates:
+                return candidates[(name, ext)]
+    found = sorted(p.name for p in candidates.values())
+    shown = ", ".join(found[:5])
+    if len(found) > 5:
+        shown += f", ... ({len(found)} files)"
     raise FileNotFoundError(
         f"no mask for image '{stem}' in {mask_dir} (looked for {stem}.* and "
-        f"{stem}_mask.* with extensions {', '.join(IMAGE_EXTENSIONS)})"
+        f"{stem}_mask.* with extensions {', '.join(IMAGE_EXTENSIONS)}, any case; "
+        f"found: {shown or 'no files'})"
     )

@@ -27,6 +27,20 @@ CIFAR10_CLASSES = (
 )
 
 
+def _read_splits(train_paths, test_paths, image_size, color, n_jobs):
+    """Training and test images read as one set, so both get one colour mode.
+
+    A folder mixing greyscale and colour files (or RGBA, 16-bit) is
+    converted once for the whole data set: RGB as soon as any file, in
+    either split, is in colour (unless ``color`` says otherwise).
+    """
+    train_paths, test_paths = list(train_paths), list(test_paths)
+    images = read_images(
+        train_paths + test_paths, image_size=image_size, color=color, n_jobs=n_jobs
+    )
+    return images[: len(train_paths)], images[len(train_paths) :]
+
+
 def _masks_for(paths, mask_dir_of, image_size, shape):
     """Masks (n, H, W) bool: read for paths with a mask folder, zeros otherwise."""
     masks = np.zeros((len(paths),) + shape, dtype=bool)
@@ -79,8 +93,9 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
         ``X_train`` (n_train, H, W[, 3]) float32 in [0, 1]; ``X_test``
         (n_test, H, W[, 3]) float32; ``y_test`` (n_test,) int64, 1 =
         anomalous; ``masks_test`` (n_test, H, W) bool, binarised as stored
-        value > 0; ``defect_types`` (n_test,) str; ``filenames`` (n_test,) str
-        and ``filenames_train`` (n_train,) str, the image paths.
+        value > 0 (>= half the maximum for lossy JPEG masks, whose compression
+        rings around edges); ``defect_types`` (n_test,) str; ``filenames``
+        (n_test,) str and ``filenames_train`` (n_train,) str, the image paths.
 
     Raises
     ------
@@ -101,10 +116,7 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
         test_paths += list_images(defect_dir, what="test")
     if not test_paths:
         raise FileNotFoundError(f"no test images under {test_root}")
-    X_train = read_images(
-        train_paths, image_size=image_size, color=color, n_jobs=n_jobs
-    )
-    X_test = read_images(test_paths, image_size=image_size, color=color, n_jobs=n_jobs)
+    X_train, X_test = _read_splits(train_paths, test_paths, image_size, color, n_jobs)
     defect_types = np.array([p.parent.name for p in test_paths])
 
     def mask_dir_of(path):
@@ -205,15 +217,7 @@ def load_image_folder(
     test_paths = list(normal_test) + abnormal
     if not test_paths:
         raise ValueError("no test images: give abnormal_dir or normal_test_dir.")
-    X_train = read_images(
-        train_paths, image_size=image_size, color=color, n_jobs=n_jobs
-    )
-    X_test = read_images(test_paths, image_size=image_size, color=color, n_jobs=n_jobs)
-    if X_train.shape[1:] != X_test.shape[1:]:
-        raise ValueError(
-            f"training images are {X_train.shape[1:]} but test images "
-            f"{X_test.shape[1:]}; pass image_size."
-        )
+    X_train, X_test = _read_splits(train_paths, test_paths, image_size, color, n_jobs)
     y_test = np.r_[np.zeros(len(normal_test)), np.ones(len(abnormal))].astype(np.int64)
     masks = None
     if mask_dir is not None:

@@ -1,0 +1,395 @@
+"""Input and numerics faults replayed from public bug reports (issue 13).
+
+Each test covers one kind of fault with several inputs: file lookups by
+extension case, lossy masks, channels-first arrays, continuous Bernoulli
+numerics, colour mode across splits, broken files and thresholds for clean
+training data.
+"""
+
+import io as stdio
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from skvqad import TemplateAnomalyDetector, VQVAEAnomalyDetector, fit_threshold
+from skvqad._continuous_bernoulli import cb_log_normalizer, cb_log_prob, cb_mean
+from skvqad.datasets import load_image_folder, load_mvtec_ad
+from skvqad.datasets._io import binarize_mask, find_mask, read_image, read_mask
+
+
+def _save(path, array, **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, **kwargs)
+
+
+def _square_mask(size=64, side=16):
+    mask = np.zeros((size, size), np.uint8)
+    start = (size - side) // 2
+    mask[start : start + side, start : start + side] = 255
+    return mask
+
+
+# ------------------------------------------------- 1. extension case of masks
+
+
+@pytest.mark.parametrize(
+    "name", ["000_mask.Png", "000_mask.PNG", "000.Bmp", "000.JPEG", "000.tIf"]
+)
+def test_masks_are_found_whatever_the_case_of_their_extension(tmp_path, name):
+    path = tmp_path / name
+    fmt = {"png": "PNG", "bmp": "BMP", "jpeg": "JPEG", "tif": "TIFF"}
+    _save(path, _square_mask(), format=fmt[path.suffix[1:].lower()])
+    assert find_mask(tmp_path, "000") == path
+
+
+def test_missing_mask_error_lists_what_is_there(tmp_path):
+    for i in range(7):
+        _save(tmp_path / f"other{i}.png", _square_mask())
+    with pytest.raises(FileNotFoundError, match=r"'000'.*found: other0\.png.*7 files"):
+        find_mask(tmp_path, "000")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no files"):
+        find_mask(empty, "000")
+
+
+def test_mvtec_layout_with_upper_case_extensions_loads(tmp_path):
+    rng = np.random.default_rng(0)
+    cat = tmp_path / "widget"
+    for i in range(2):
+        _save(
+            cat / "train" / "good" / f"{i:03d}.PNG",
+            rng.integers(0, 256, (16, 16), np.uint8),
+        )
+    _save(cat / "test" / "cut" / "000.Png", rng.integers(0, 256, (16, 16), np.uint8))
+    _save(cat / "ground_truth" / "cut" / "000_mask.pNg", _square_mask(16, 4))
+    data = load_mvtec_ad(tmp_path, "widget", image_size=None)
+    assert data.masks_test.sum() == 16
+
+
+# ------------------------------------------------------------ 2. lossy masks
+
+
+@pytest.mark.parametrize("quality", [50, 75, 95])
+@pytest.mark.parametrize("radius", [9, 14])
+def test_jpeg_masks_keep_their_true_area(tmp_path, quality, radius):
+    rows, cols = np.mgrid[:64, :64]
+    mask = np.where((rows - 29.5) ** 2 + (cols - 34.5) ** 2 <= radius**2, 255, 0)
+    true_area = (mask > 0).sum()
+    path = tmp_path / "m.jpg"
+    _save(path, mask.astype(np.uint8), quality=quality)
+    stored = np.asarray(Image.open(path))
+    if quality <= 75:  # the old "> 0" rule inflates it
+        assert (stored > 0).sum() > 1.2 * true_area
+    assert abs(read_mask(path).sum() - true_area) <= 0.05 * true_area
+
+
+@pytest.mark.parametrize("high", [1, 255, 65535])
+def test_lossless_label_masks_keep_every_nonzero_pixel(high):
+    mask = np.zeros((8, 8), np.uint16 if high > 255 else np.uint8)
+    mask[2:4, 2:6] = high
+    mask[6, 6] = 1  # a faint but real label stays a defect in a lossless file
+    binary = binarize_mask(mask)
+    assert binary.sum() == 9
+    assert binarize_mask(mask.astype(bool)).sum() == 9
+
+
+def test_class_index_masks_count_every_class():
+    mask = np.zeros((6, 6), np.uint8)
+    mask[0, :3], mask[1, :3], mask[2, :3] = 1, 2, 3
+    assert binarize_mask(mask).sum() == 9
+
+
+def test_lossless_masks_in_files_keep_faint_labels(tmp_path):
+    mask = np.zeros((16, 16), np.uint8)
+    mask[3:7, 3:7], mask[10, 10] = 255, 1
+    for name in ("m.png", "m.bmp", "m.tif"):
+        _save(tmp_path / name, mask)
+        assert read_mask(tmp_path / name).sum() == 17
+
+
+# ------------------------------------------------------- 3. channels-first
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_channels_first_input_is_refused_with_the_fix(channels, as_tensor):
+    X = np.random.default_rng(0).random((4, channels, 16, 16), dtype=np.float32)
+    X_in = torch.from_numpy(X) if as_tensor else X
+    before = X.copy()
+    for estimator in (VQVAEAnomalyDetector(max_epochs=1), TemplateAnomalyDetector()):
+        with pytest.raises(ValueError, match="channels-first.*permute"):
+            estimator.fit(X_in)
+    np.testing.assert_array_equal(X, before)
+
+
+def test_channels_first_at_predict_time_on_a_fitted_model():
+    rng = np.random.default_rng(0)
+    template = TemplateAnomalyDetector().fit(rng.random((4, 16, 16, 3)))
+    with pytest.raises(ValueError, match="channels-first"):
+        template.score_samples(rng.random((2, 3, 16, 16)))
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 16, 3), (2, 16, 16, 1), (2, 3, 16, 3)])
+def test_channels_last_shapes_are_still_accepted(shape):
+    X = np.random.default_rng(0).random(shape)
+    assert TemplateAnomalyDetector().fit(X).score_samples(X).shape == (2,)
+
+
+# -------------------------------------------- 4. continuous Bernoulli numerics
+
+_LOGITS = [-300.0, -50.0, -16.0, -3.0, -0.6, -0.5, -0.49, -1e-3, -1e-7, 0.0, 1e-7,
+           1e-3, 0.25, 0.49, 0.5, 0.51, 2.0, 16.0, 50.0, 300.0]  # fmt: skip
+
+
+def _reference(logits):
+    e = torch.tensor(logits, dtype=torch.float64)
+    safe = torch.where(e == 0, torch.ones_like(e), e)
+    mean = torch.where(
+        e == 0, torch.full_like(e, 0.5), 1 / -torch.expm1(-safe) - 1 / safe
+    )
+    log_norm = torch.where(
+        e == 0, torch.full_like(e, np.log(2.0)), torch.log(safe / torch.tanh(safe / 2))
+    )
+    return mean, log_norm
+
+
+def test_continuous_bernoulli_mean_matches_float64_everywhere():
+    mean, _ = _reference(_LOGITS)
+    got = cb_mean(torch.tensor(_LOGITS)).double()
+    torch.testing.assert_close(got, mean, rtol=1e-5, atol=3e-7)
+    # torch's own mean is stuck at 0.0627 for saturated logits:
+    assert got[1].item() == pytest.approx(0.02, rel=1e-5)
+
+
+def test_continuous_bernoulli_log_normalizer_matches_float64_everywhere():
+    _, log_norm = _reference(_LOGITS)
+    got = cb_log_normalizer(torch.tensor(_LOGITS)).double()
+    torch.testing.assert_close(got, log_norm, rtol=1e-6, atol=1e-6)
+
+
+def test_continuous_bernoulli_log_prob_and_gradients():
+    logits = torch.tensor(_LOGITS, requires_grad=True)
+    x = torch.linspace(0, 1, len(_LOGITS))
+    log_prob = cb_log_prob(x, logits)
+    log_prob.sum().backward()
+    assert torch.isfinite(log_prob).all() and torch.isfinite(logits.grad).all()
+    moderate = torch.tensor([-3.0, -0.2, 0.7, 4.0])
+    xm = torch.tensor([0.1, 0.5, 0.3, 0.95])
+    expected = torch.distributions.ContinuousBernoulli(logits=moderate).log_prob(xm)
+    torch.testing.assert_close(
+        cb_log_prob(xm, moderate), expected, rtol=1e-5, atol=1e-5
+    )
+    # Uniform density at logit 0: log p = 0 for every x.
+    torch.testing.assert_close(
+        cb_log_prob(x, torch.zeros_like(x)), torch.zeros_like(x), atol=1e-6, rtol=0
+    )
+
+
+def test_the_loss_keeps_torchs_normaliser_bound_at_saturated_logits():
+    from skvqad import vq_vae_loss_terms
+
+    logits = torch.tensor([-60.0, -20.0, -16.5, -1e-6, 0.3, 17.0, 80.0])
+    x = torch.tensor([0.0, 0.0, 0.02, 0.5, 0.4, 1.0, 1.0])
+    zeros = torch.zeros(1, 1, 1, 1)
+    nll, _, _ = vq_vae_loss_terms(logits[None, None, None], x[None, None, None],
+                                  zeros, zeros)  # fmt: skip
+    torch_nll = -torch.distributions.ContinuousBernoulli(logits=logits).log_prob(x)
+    torch.testing.assert_close(nll, torch_nll.sum(), rtol=1e-5, atol=1e-5)
+    # Unbounded, the density at 0 keeps growing as the logit falls.
+    assert cb_log_prob(x[:1], logits[:1]) > cb_log_prob(x[1:2], logits[1:2]) + 1.0
+
+
+# -------------------------------------------------- 5. colour mode across splits
+
+
+def test_one_colour_mode_for_training_and_test_images(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(4):  # greyscale normal images
+        _save(tmp_path / "good" / f"g{i}.png", rng.integers(0, 256, (12, 12), np.uint8))
+    rgba = rng.integers(0, 256, (12, 12, 4), np.uint8)
+    _save(tmp_path / "bad" / "x.png", rgba)  # one RGBA anomaly
+    grey16 = (rng.integers(0, 65536, (12, 12))).astype(np.uint16)
+    _save(tmp_path / "bad" / "y.png", grey16)
+    data = load_image_folder(
+        tmp_path / "good", tmp_path / "bad", normal_split_ratio=0.25, random_state=0
+    )
+    assert data.X_train.shape[1:] == data.X_test.shape[1:] == (12, 12, 3)
+    np.testing.assert_allclose(data.X_test[-2], rgba[..., :3] / 255, atol=1e-6)
+    grey = load_image_folder(tmp_path / "good", tmp_path / "bad", color="gray")
+    assert grey.X_train.shape[1:] == grey.X_test.shape[1:] == (12, 12)
+
+
+def test_one_colour_mode_across_mvtec_splits(tmp_path):
+    rng = np.random.default_rng(1)
+    cat = tmp_path / "c"
+    for i in range(2):
+        _save(
+            cat / "train" / "good" / f"{i}.png", rng.integers(0, 256, (8, 8), np.uint8)
+        )
+    _save(cat / "test" / "good" / "0.png", rng.integers(0, 256, (8, 8, 3), np.uint8))
+    data = load_mvtec_ad(tmp_path, "c", image_size=None)
+    assert data.X_train.shape == (2, 8, 8, 3) and data.X_test.shape == (1, 8, 8, 3)
+    np.testing.assert_allclose(data.X_train[0, ..., 0], data.X_train[0, ..., 2])
+
+
+# -------------------------------------------------------------- 8. broken files
+
+
+def _broken_files(folder):
+    rng = np.random.default_rng(0)
+    good = rng.integers(0, 256, (16, 16, 3), np.uint8)
+    png, jpg = stdio.BytesIO(), stdio.BytesIO()
+    Image.fromarray(good).save(png, format="PNG")
+    Image.fromarray(good).save(jpg, format="JPEG")
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "truncated.png": png.getvalue()[: len(png.getvalue()) // 2],
+        "truncated.jpg": jpg.getvalue()[: len(jpg.getvalue()) // 2],
+        "empty.png": b"",
+        "notes.jpg": b"these are my notes, not an image",
+        "html.png": b"<html><body>404 Not Found</body></html>",
+    }
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [("truncated.png", "truncated"), ("truncated.jpg", "truncated"),
+     ("empty.png", "empty"), ("notes.jpg", "not an image"),
+     ("html.png", "not an image")],
+)  # fmt: skip
+def test_broken_image_files_are_named_in_one_clear_error(tmp_path, name, reason):
+    folder = tmp_path / "good"
+    content = _broken_files(folder)[name]
+    for i in range(3):
+        _save(folder / f"ok{i}.png", np.zeros((16, 16, 3), np.uint8))
+    (folder / name).write_bytes(content)
+    for reader in (read_image, read_mask):
+        with pytest.raises(ValueError, match=rf"{name}: .*{reason}") as info:
+            reader(folder / name)
+        assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match=name):
+        load_image_folder(folder, normal_test_dir=folder, n_jobs=2)
+
+
+# ------------------------------------------ 7. thresholds for clean training data
+
+
+@pytest.fixture(scope="module")
+def template_and_sets():
+    rng = np.random.default_rng(0)
+    base = np.tile(np.linspace(0, 1, 24, dtype=np.float32), (24, 1))
+    normal = np.clip(base + 0.05 * rng.standard_normal((40, 24, 24)), 0, 1)
+    anomalous = normal[:10].copy()
+    anomalous[:, 8:16, 8:16] = rng.random((10, 8, 8))
+    template = TemplateAnomalyDetector().fit(normal[:20])
+    return template, normal[20:], anomalous
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clean_training_images_can_all_be_called_normal(seed):
+    rng = np.random.default_rng(seed)
+    base = np.tile(np.linspace(0, 1, 24), (24, 1))
+    train = np.clip(base + 0.05 * rng.standard_normal((20, 24, 24)), 0, 1)
+    fitted = TemplateAnomalyDetector(contamination=0.1).fit(train)
+    assert (fitted.predict(train) == -1).sum() == 2
+    fit_threshold(fitted, train)
+    assert (fitted.predict(train) == 1).all()
+    assert fitted.offset_ == pytest.approx(fitted.score_samples(train).min())
+    with pytest.raises(ValueError, match="contamination"):
+        TemplateAnomalyDetector(contamination=0.0).fit(train)
+
+
+@pytest.mark.parametrize("max_fpr", [None, 0.0, 0.1, 0.25])
+def test_fit_threshold_on_known_good_images(template_and_sets, max_fpr):
+    template, good, _ = template_and_sets
+    before = good.copy()
+    fit_threshold(template, good, max_fpr=max_fpr)
+    flagged = (template.predict(good) == -1).sum()
+    assert flagged == int(np.floor((max_fpr or 0) * len(good)))
+    np.testing.assert_array_equal(good, before)
+
+
+def test_fit_threshold_f1_max_and_labels(template_and_sets):
+    template, good, bad = template_and_sets
+    X = np.concatenate([good, bad])
+    for y in (
+        np.r_[np.zeros(20), np.ones(10)].astype(int),
+        np.r_[np.ones(20), -np.ones(10)],
+    ):
+        fit_threshold(template, X, y)
+        predicted = template.predict(X) == -1
+        assert predicted[20:].all() and not predicted[:20].any()  # separable set
+    fit_threshold(template, X, y, max_fpr=0.1)
+    assert (template.predict(good) == -1).sum() <= 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [(dict(y=[0, 1]), "labels for"), (dict(y=np.full(20, 2)), "0 \\(normal\\)"),
+     (dict(max_fpr=1.0), "max_fpr"), (dict(max_fpr=-0.1), "max_fpr"),
+     (dict(y=np.ones(20, int)), "both normal and anomalous"),
+     (dict(y=np.ones(20, int), max_fpr=0.1), "normal images")],
+)  # fmt: skip
+def test_fit_threshold_errors(template_and_sets, kwargs, match):
+    template, good, _ = template_and_sets
+    with pytest.raises(ValueError, match=match):
+        fit_threshold(template, good, **kwargs)
+
+
+def test_fit_threshold_needs_a_fitted_detector():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        fit_threshold(TemplateAnomalyDetector(), np.zeros((2, 8, 8)))
+
+
+# ------------------------------------------- found by a new user's trial run
+
+
+def test_cmyk_jpeg_is_read_in_its_true_colours(tmp_path):
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[:8, :, 0], rgb[8:, :, 2] = 220, 180
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "c.jpg", quality=95)
+    with Image.open(tmp_path / "c.jpg") as pil:
+        expected = np.asarray(pil.convert("RGB")) / 255
+    np.testing.assert_allclose(read_image(tmp_path / "c.jpg"), expected, atol=1e-6)
+
+
+def test_hidden_files_are_skipped(tmp_path):
+    for i in range(2):
+        _save(tmp_path / f"{i}.png", np.full((8, 8), 100, np.uint8))
+    (tmp_path / "._0.png").write_bytes(b"\x00\x05\x16\x07 mac resource fork")
+    data = load_image_folder(tmp_path, normal_test_dir=tmp_path)
+    assert len(data.X_train) == 2
+
+
+def test_unrecoverable_jpeg_masks_warn_and_faint_noise_is_not_a_defect(tmp_path):
+    rows, cols = np.mgrid[:32, :32]
+    disc = ((rows - 15.5) ** 2 + (cols - 16.5) ** 2 <= 81).astype(np.uint8)
+    _save(tmp_path / "01.jpg", disc, quality=90)  # a 0/1 mask saved as JPEG
+    with pytest.warns(UserWarning, match="0/1 mask saved as JPEG"):
+        assert read_mask(tmp_path / "01.jpg").sum() == 0
+    noise = np.random.default_rng(0).integers(0, 3, (32, 32)).astype(np.uint8)
+    _save(tmp_path / "noise.jpg", noise, quality=75)
+    with pytest.warns(UserWarning):
+        assert read_mask(tmp_path / "noise.jpg").sum() == 0
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 3), (20, 24, 4)])
+def test_one_colour_image_without_batch_axis_is_refused(shape):
+    image = np.random.default_rng(0).random(shape)
+    with pytest.raises(ValueError, match=r"without the batch axis.*np\.newaxis"):
+        TemplateAnomalyDetector().fit(image)
+    assert TemplateAnomalyDetector().fit(image[np.newaxis]).offset_ <= 0
+
+
+@pytest.mark.parametrize("max_fpr", ["0.1", True, [0.1]])
+def test_fit_threshold_refuses_a_max_fpr_that_is_not_a_number(
+    template_and_sets, max_fpr
+):
+    template, good, _ = template_and_sets
+    with pytest.raises(ValueError, match="max_fpr"):
+        fit_threshold(template, good, max_fpr=max_fpr)
