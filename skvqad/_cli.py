@@ -356,6 +356,10 @@ def _image_size(args):
 
 
 def _fit(args):
+    if args.out.is_dir():  # checked before training, not after
+        raise ValueError(
+            f"--out {args.out} is a folder; give a file name such as model.joblib"
+        )
     folder = (
         args.data / "train" / "good"
         if (args.data / "train" / "good").is_dir()
@@ -368,8 +372,11 @@ def _fit(args):
     args.out.parent.mkdir(parents=True, exist_ok=True)
     # Written beside, then renamed: a failed save never leaves a broken model.
     partial = args.out.with_name(args.out.name + ".partial")
-    joblib.dump(detector, partial)
-    partial.replace(args.out)
+    try:
+        joblib.dump(detector, partial)
+        partial.replace(args.out)
+    finally:
+        partial.unlink(missing_ok=True)
     print(f"trained in {seconds} s on {detector.net_.device}; saved {args.out}")
     return 0
 

@@ -151,6 +151,7 @@ def test_fit_score_evaluate_round_trip(tmp_path, capsys):
             "model file not found",
         ),
         (["fit", "--data", "/no/such", "--out", "m.joblib"], "not found"),
+        (["fit", "--data", ".", "--out", "."], "is a folder"),
     ],
 )
 def test_errors_are_one_line_and_exit_1(argv, message, capsys):

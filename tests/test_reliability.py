@@ -364,13 +364,19 @@ def test_hidden_files_are_skipped(tmp_path):
     (tmp_path / "._0.png").write_bytes(b"\x00\x05\x16\x07 mac resource fork")
     data = load_image_folder(tmp_path, normal_test_dir=tmp_path)
     assert len(data.X_train) == 2
+    cat = tmp_path / "mv" / "c"
+    for split in ("train/good", "test/good", "test/.ipynb_checkpoints"):
+        _save(cat / split / "0.png", np.full((8, 8), 100, np.uint8))
+    (cat / "test" / "good" / "._0.png").write_bytes(b"\x00\x05")
+    mvtec = load_mvtec_ad(tmp_path / "mv", "c", image_size=None)
+    assert list(mvtec.defect_types) == ["good"]
 
 
 def test_unrecoverable_jpeg_masks_warn_and_faint_noise_is_not_a_defect(tmp_path):
     rows, cols = np.mgrid[:32, :32]
     disc = ((rows - 15.5) ** 2 + (cols - 16.5) ** 2 <= 81).astype(np.uint8)
     _save(tmp_path / "01.jpg", disc, quality=90)  # a 0/1 mask saved as JPEG
-    with pytest.warns(UserWarning, match="0/1 mask saved as JPEG"):
+    with pytest.warns(UserWarning, match=r"01\.jpg holds only.*0/1 mask saved as JPEG"):
         assert read_mask(tmp_path / "01.jpg").sum() == 0
     noise = np.random.default_rng(0).integers(0, 3, (32, 32)).astype(np.uint8)
     _save(tmp_path / "noise.jpg", noise, quality=75)

@@ -151,7 +151,7 @@ def read_image(path, *, image_size=None, color=None):
 LOSSY_FORMATS = ("JPEG", "MPO", "WEBP")
 
 
-def binarize_mask(mask, *, lossy=False):
+def binarize_mask(mask, *, lossy=False, source=None):
     """A stored mask as bool: the defect pixels.
 
     Parameters
@@ -160,6 +160,8 @@ def binarize_mask(mask, *, lossy=False):
         The stored values (one channel).
     lossy : bool, default=False
         Whether the file was lossily compressed (JPEG).
+    source : str or Path, optional
+        The file, named in the warning.
 
     Returns
     -------
@@ -184,9 +186,9 @@ def binarize_mask(mask, *, lossy=False):
         binary = mask >= 128
         if mask.max() > 0 and not binary.any():
             warnings.warn(
-                "a JPEG mask holds only values below 128 (a 0/1 mask saved as "
-                "JPEG?); lossy compression has blurred it beyond recovery and it "
-                "is read as empty. Store masks as PNG.",
+                f"JPEG mask {source or ''} holds only values below 128 (a 0/1 "
+                "mask saved as JPEG?); lossy compression has blurred it beyond "
+                "recovery and it is read as empty. Store masks as PNG.",
                 UserWarning,
                 stacklevel=3,
             )
@@ -210,7 +212,7 @@ def read_mask(path, *, image_size=None):
         raise ValueError(f"cannot read mask file {path}: {_why(path, exc)}") from exc
     if mask.ndim == 3:
         mask = mask[..., :3].max(axis=-1) if mask.shape[-1] >= 3 else mask[..., 0]
-    mask = binarize_mask(mask, lossy=lossy)
+    mask = binarize_mask(mask, lossy=lossy, source=path)
     size = check_size(image_size)
     if size is not None and mask.shape != size:
         mask = resize(mask, size, order=0, anti_aliasing=False).astype(bool)

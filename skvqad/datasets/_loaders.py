@@ -112,7 +112,10 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
     if not test_root.is_dir():
         raise FileNotFoundError(f"MVTec AD test folder not found: {test_root}")
     test_paths = []
-    for defect_dir in sorted(p for p in test_root.iterdir() if p.is_dir()):
+    defect_dirs = (
+        p for p in test_root.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )  # hidden folders (.ipynb_checkpoints) are not defect types
+    for defect_dir in sorted(defect_dirs):
         test_paths += list_images(defect_dir, what="test")
     if not test_paths:
         raise FileNotFoundError(f"no test images under {test_root}")
