@@ -16,6 +16,8 @@ References
    Detection", 2022. https://hal.science/hal-03541964
 """
 
+import warnings
+
 import numpy as np
 import torch
 from sklearn.isotonic import IsotonicRegression
@@ -44,9 +46,12 @@ __all__ = [
     "maps_of_output",
     "offset_from_scores",
     "pad_to_stride",
+    "plain",
     "pool_maps",
+    "record_offset_params",
     "reconstruction",
     "training_statistics",
+    "warn_if_offset_is_stale",
 ]
 
 #: The maps a network gives: SM (``1 - SSIM``), AM, and their product.
@@ -351,6 +356,38 @@ def detector_scores(detector, maps):
         through here, so their scores and decisions agree.
     """
     return -pool_maps(maps, detector.score_pooling, detector.score_sigma)
+
+
+def plain(value):
+    """numpy scalars as Python numbers (stable cache keys and comparisons)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def record_offset_params(estimator, names):
+    """Remember the parameters ``offset_`` was computed under (``names``)."""
+    estimator._offset_params = {k: plain(getattr(estimator, k)) for k in names}
+
+
+def warn_if_offset_is_stale(estimator, stacklevel):
+    """Warn if a parameter recorded by :func:`record_offset_params` has changed.
+
+    ``decision_function`` and ``predict`` of both estimators call this:
+    after ``set_params`` of a map or scoring parameter, ``offset_`` still
+    belongs to the scores of the fit settings.
+    """
+    fitted = getattr(estimator, "_offset_params", None)
+    if fitted is None:
+        return
+    changed = sorted(k for k, v in fitted.items() if plain(getattr(estimator, k)) != v)
+    if changed:
+        warnings.warn(
+            f"offset_ was computed at fit time, before {', '.join(changed)} "
+            "changed; decision_function and predict compare the new scores "
+            "with the old threshold. Refit (with memory= the trained network is "
+            "reused) or call skvqad.fit_threshold to update offset_.",
+            UserWarning,
+            stacklevel=stacklevel,  # counted from this function's frame
+        )
 
 
 def offset_from_scores(scores, contamination):

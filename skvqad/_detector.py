@@ -19,7 +19,10 @@ from ._anomaly_map import (
     map_settings,
     offset_from_scores,
     pad_to_stride,
+    plain,
+    record_offset_params,
     training_statistics,
+    warn_if_offset_is_stale,
 )
 from ._maps import check_luminance_channels
 from ._training import StoppedEarly, train_net
@@ -32,11 +35,6 @@ from ._validation import (
 )
 
 __all__ = ["VQVAEAnomalyDetector"]
-
-
-def _plain(value):
-    """numpy scalars as Python numbers (for stable cache keys)."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
@@ -436,7 +434,7 @@ float32
         train = check_memory(memory).cache(train_net, ignore=["verbose"])
         # Plain Python numbers, so that 2e-4 and np.float64(2e-4) share a cache key.
         training_params = {
-            name: _plain(getattr(self, name)) for name in _parameters.TRAINING
+            name: plain(getattr(self, name)) for name in _parameters.TRAINING
         }
         x = torch.from_numpy(images).movedim(-1, 1)
         x = pad_to_stride(x, 2 ** int(self.n_downsampling)).contiguous().numpy()
@@ -469,9 +467,7 @@ float32
                 "Lower lr or beta."
             )
         self.offset_ = offset_from_scores(train_scores, self.contamination)
-        self._offset_params = {
-            k: _plain(getattr(self, k)) for k in _parameters.MAP + _parameters.SCORING
-        }
+        record_offset_params(self, _parameters.MAP + _parameters.SCORING)
         return self
 
     def anomaly_map(self, X, *, map_type=None):
@@ -559,23 +555,8 @@ float32
         return self._decision_function(X, stacklevel=3)
 
     def _decision_function(self, X, stacklevel):
-        self._warn_if_offset_is_stale(stacklevel + 1)
+        warn_if_offset_is_stale(self, stacklevel + 1)
         return self.score_samples(X) - self.offset_
-
-    def _warn_if_offset_is_stale(self, stacklevel):
-        fitted = getattr(self, "_offset_params", None)
-        if fitted is None:
-            return
-        changed = sorted(k for k, v in fitted.items() if _plain(getattr(self, k)) != v)
-        if changed:
-            warnings.warn(
-                f"offset_ was computed at fit time, before {', '.join(changed)} "
-                "changed; decision_function and predict compare the new scores "
-                "with the old threshold. Refit to update offset_ (with memory= "
-                "the trained network is reused).",
-                UserWarning,
-                stacklevel=stacklevel,
-            )
 
     def predict(self, X):
         """Label each image: -1 for an anomaly, +1 for a normal image.

@@ -8,7 +8,13 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._anomaly_map import POOLINGS, detector_scores, offset_from_scores
+from ._anomaly_map import (
+    POOLINGS,
+    detector_scores,
+    offset_from_scores,
+    record_offset_params,
+    warn_if_offset_is_stale,
+)
 from ._maps import ssim_map
 from ._validation import check_device, check_images, tensor_to_array
 
@@ -144,6 +150,7 @@ class TemplateAnomalyDetector(OutlierMixin, BaseEstimator):
         self.device_ = check_device(self.device)
         self.template_ = images.mean(axis=0, dtype=np.float64).astype(np.float32)
         self.offset_ = offset_from_scores(-self._pooled(images), self.contamination)
+        record_offset_params(self, [k for k in self.get_params() if k != "device"])
         return self
 
     def anomaly_map(self, X):
@@ -198,7 +205,18 @@ class TemplateAnomalyDetector(OutlierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples,), float64
+
+        Warns
+        -----
+        UserWarning
+            If an SSIM or scoring parameter (or ``contamination``) was changed
+            with ``set_params`` after :meth:`fit`: ``offset_`` belongs to the
+            fit settings (refit, or :func:`skvqad.fit_threshold`).
         """
+        return self._decision_function(X, stacklevel=3)
+
+    def _decision_function(self, X, stacklevel):
+        warn_if_offset_is_stale(self, stacklevel + 1)
         return self.score_samples(X) - self.offset_
 
     def predict(self, X):
@@ -212,7 +230,7 @@ class TemplateAnomalyDetector(OutlierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,), int
         """
-        return np.where(self.decision_function(X) < 0, -1, 1)
+        return np.where(self._decision_function(X, stacklevel=3) < 0, -1, 1)
 
     def _maps(self, images):
         template = torch.from_numpy(self.template_).movedim(-1, 0)[None]

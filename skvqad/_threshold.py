@@ -14,8 +14,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from . import _parameters
-from ._detector import _plain
+from ._anomaly_map import record_offset_params
 
 __all__ = ["fit_threshold"]
 
@@ -115,8 +114,5 @@ def fit_threshold(detector, X, y=None, *, max_fpr=None):
         offset = np.nextafter(-best, np.inf)
     detector.offset_ = float(offset)
     if hasattr(detector, "_offset_params"):  # the threshold is now current
-        detector._offset_params = {
-            k: _plain(getattr(detector, k))
-            for k in _parameters.MAP + _parameters.SCORING
-        }
+        record_offset_params(detector, list(detector._offset_params))
     return detector

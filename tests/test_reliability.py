@@ -7,11 +7,13 @@ training data.
 """
 
 import io as stdio
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from sklearn.base import clone
 
 from skvqad import TemplateAnomalyDetector, VQVAEAnomalyDetector, fit_threshold
 from skvqad._continuous_bernoulli import cb_log_normalizer, cb_log_prob, cb_mean
@@ -399,3 +401,17 @@ def test_fit_threshold_refuses_a_max_fpr_that_is_not_a_number(
     template, good, _ = template_and_sets
     with pytest.raises(ValueError, match="max_fpr"):
         fit_threshold(template, good, max_fpr=max_fpr)
+
+
+def test_template_warns_when_its_threshold_is_stale(template_and_sets):
+    template, good, _ = template_and_sets
+    fitted = clone(template).fit(good)
+    fitted.set_params(score_pooling="gaussian_max")
+    for method in (fitted.predict, fitted.decision_function):
+        with pytest.warns(UserWarning, match="score_pooling") as record:
+            method(good[:2])
+        assert record[0].filename == __file__
+    fit_threshold(fitted, good)  # the threshold is current again
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (fitted.predict(good) == 1).all()
