@@ -5,6 +5,7 @@ import pickle
 import joblib
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
@@ -110,18 +111,28 @@ def test_image_scorer_and_n_jobs(labelled, tmp_path):
     X, y, _ = labelled
     grid = {"dilation_size": [1, 5]}
     common = dict(scoring=image_roc_auc_scorer, cv=OneClassKFold(2), refit=False)
-    serial = GridSearchCV(VQVAEAnomalyDetector(**TINY), grid, **common).fit(X, y)
-    parallel = GridSearchCV(
-        VQVAEAnomalyDetector(**TINY, memory=str(tmp_path)), grid, n_jobs=2, **common
-    ).fit(X, y)
-    np.testing.assert_allclose(
-        serial.cv_results_["mean_test_score"], parallel.cv_results_["mean_test_score"]
-    )
-    with joblib.parallel_config(backend="threading", n_jobs=2):
-        threaded = GridSearchCV(VQVAEAnomalyDetector(**TINY), grid, **common).fit(X, y)
-    np.testing.assert_allclose(
-        serial.cv_results_["mean_test_score"], threaded.cv_results_["mean_test_score"]
-    )
+    # CPU results are reproducible for one thread count: joblib's worker
+    # processes get cpu_count // n_jobs threads, so every run here uses one.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        serial = GridSearchCV(VQVAEAnomalyDetector(**TINY), grid, **common).fit(X, y)
+        with joblib.parallel_config(backend="loky", inner_max_num_threads=1):
+            parallel = GridSearchCV(
+                VQVAEAnomalyDetector(**TINY, memory=str(tmp_path)),
+                grid,
+                n_jobs=2,
+                **common,
+            ).fit(X, y)
+        with joblib.parallel_config(backend="threading", n_jobs=2):
+            threaded = GridSearchCV(VQVAEAnomalyDetector(**TINY), grid, **common)
+            threaded.fit(X, y)
+    finally:
+        torch.set_num_threads(threads)
+    for other in (parallel, threaded):
+        np.testing.assert_allclose(
+            serial.cv_results_["mean_test_score"], other.cv_results_["mean_test_score"]
+        )
 
 
 def test_cross_val_score_and_metrics(labelled):
