@@ -363,8 +363,16 @@ def plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def record_offset_params(estimator, names):
-    """Remember the parameters ``offset_`` was computed under (``names``)."""
+def record_offset_params(estimator, names=None):
+    """Remember the parameters ``offset_`` was computed under.
+
+    ``names`` lists them at fit time; None refreshes the ones recorded then
+    (after :func:`skvqad.fit_threshold`), and does nothing if none were.
+    """
+    if names is None:
+        names = getattr(estimator, "_offset_params", None)
+        if names is None:
+            return
     estimator._offset_params = {k: plain(getattr(estimator, k)) for k in names}
 
 

@@ -404,8 +404,8 @@ def _score(args):
     )
     maps = detector.anomaly_map(X)
     # Scores and decisions as score_samples / decision_function give them.
-    scores = -detector_scores(detector, maps)
-    decision = -scores - detector.offset_
+    normality = detector_scores(detector, maps)
+    scores, decision = -normality, normality - detector.offset_
     out = args.output_dir
     (out / "maps").mkdir(parents=True, exist_ok=True)
     np.save(out / "maps.npy", maps)

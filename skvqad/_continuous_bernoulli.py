@@ -38,13 +38,6 @@ __all__ = ["FLOAT32_LOGIT_BOUND", "cb_log_normalizer", "cb_log_prob", "cb_mean"]
 _SERIES_BOUND = 0.5
 
 
-def _split(logits):
-    """|logits|, the mask of the series region, and |logits| made safe outside it."""
-    magnitude = logits.abs()
-    small = magnitude < _SERIES_BOUND
-    return magnitude, small, torch.where(small, torch.ones_like(magnitude), magnitude)
-
-
 def cb_mean(logits):
     """Mean of the continuous Bernoulli distribution of each logit.
 
@@ -81,7 +74,9 @@ def cb_log_normalizer(logits):
         ``log(eta / tanh(eta / 2))``, even in ``eta``, ``log 2`` at 0 and about
         ``log |eta|`` for large ``|eta|`` ([2]_, Eq. 3).
     """
-    magnitude, small, safe = _split(logits)
+    magnitude = logits.abs()
+    small = magnitude < _SERIES_BOUND
+    safe = torch.where(small, torch.ones_like(magnitude), magnitude)  # no log(0)
     # log tanh(a / 2) = log(1 - exp(-a)) - log(1 + exp(-a)) for a > 0.
     log_tanh = torch.log(-torch.expm1(-safe)) - torch.log1p(torch.exp(-safe))
     far = torch.log(safe) - log_tanh

@@ -113,6 +113,5 @@ def fit_threshold(detector, X, y=None, *, max_fpr=None):
         # Anomaly score -s >= best is flagged, i.e. s <= -best < offset_.
         offset = np.nextafter(-best, np.inf)
     detector.offset_ = float(offset)
-    if hasattr(detector, "_offset_params"):  # the threshold is now current
-        record_offset_params(detector, list(detector._offset_params))
+    record_offset_params(detector)  # the threshold is now current
     return detector

@@ -93,8 +93,8 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
         ``X_train`` (n_train, H, W[, 3]) float32 in [0, 1]; ``X_test``
         (n_test, H, W[, 3]) float32; ``y_test`` (n_test,) int64, 1 =
         anomalous; ``masks_test`` (n_test, H, W) bool, binarised as stored
-        value > 0 (>= half the maximum for lossy JPEG masks, whose compression
-        rings around edges); ``defect_types`` (n_test,) str; ``filenames``
+        value > 0 (>= 128 for lossy JPEG masks, whose compression rings
+        around edges); ``defect_types`` (n_test,) str; ``filenames``
         (n_test,) str and ``filenames_train`` (n_train,) str, the image paths.
 
     Raises
