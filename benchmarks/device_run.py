@@ -3,10 +3,12 @@
 Usage (on a machine with CUDA; data laid out as in ``../shared/data``)::
 
     python benchmarks/device_run.py --data DATA --out OUT [--budget 420] [--workers 8]
+        [--config defaults paper] [--no-ablation]
 
-Runs ``benchmarks/device_check.py`` and a queue of ``skvqad benchmark ...
---ablation`` commands (the paper's model) on MVTec AD grid, the hazelnut photos
-and the ten CIFAR-10 classes, ``--workers`` at a time, most important first.
+Runs a queue of ``skvqad benchmark ... --ablation`` commands (the paper's
+model) on MVTec AD grid, the hazelnut photos and the ten CIFAR-10 classes,
+under the estimator's defaults or the paper's settings (``--config``),
+``--workers`` at a time, most important first.
 Commands still running after ``--budget`` seconds are stopped (and listed as
 such). Every command's output folder and log end up in ``OUT/results.tar.gz``;
 ``benchmarks/collect_results.py`` turns them into ``benchmarks/RESULTS.md``.
@@ -23,12 +25,17 @@ from pathlib import Path
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck"]  # fmt: skip
 
-#: Training configurations compared (``--param`` of ``skvqad benchmark``).
-PAPER = []  # the paper's training: codebook by the loss, no restarts, no flips
-CANDIDATE = ["codebook_update=ema", "restart_dead_codes=True", "augment=hflip"]
-#: Post-processing configured for every run (the estimator's defaults; the
-#: ablation varies each factor, the paper's squared AM included).
-POST = ["alignment_normalization=None", "alignment_distance=euclidean"]
+#: Training configurations (``--param`` of ``skvqad benchmark``): the
+#: estimator's defaults, and the paper's training and post-processing.
+CONFIGS = {
+    "defaults": [],
+    "paper": [
+        "codebook_update=loss", "restart_dead_codes=False", "augment=None",
+        "augment_rotation=0", "alignment_distance=squared",
+        "reconstruction_calibration=None", "map_normalization=None",
+        "score_pooling=mean",
+    ],
+}  # fmt: skip
 
 
 def _benchmark(kind, root, out, params, extra=()):
@@ -39,39 +46,24 @@ def _benchmark(kind, root, out, params, extra=()):
     return cmd
 
 
-def jobs(data, res):
-    """(name, command) in priority order."""
+def jobs(data, res, configs=("defaults",)):
+    """(name, command) in priority order: grid, hazelnut, then CIFAR-10."""
     grid = dict(kind="mvtec", root=data / "mvtec_ad", extra=["--category", "grid"])
     hazelnut = dict(kind="folder", root=data / "hazelnut_toy", extra=[])
     cifar = data / "cifar10"
     cifar_train = ["batch_size=32", "lr=3e-4", "max_epochs=30"]
     texture_train = ["max_epochs=800"]
-    queue = [("device_check", [sys.executable, "benchmarks/device_check.py"])]
-    # The defaults on every set first (the open question is the CIFAR-10
-    # mean with the paper's model), then the paper's training.
-    for config, params in (("candidate", CANDIDATE), ("paper", PAPER)):
+    queue = []
+    for config in configs:
+        params = CONFIGS[config]
         for name, spec in (("grid", grid), ("hazelnut", hazelnut)):
             queue.append((f"{name}-{config}", _benchmark(
                 spec["kind"], spec["root"], res / f"{name}-{config}",
-                [*texture_train, *params, *POST], spec["extra"])))  # fmt: skip
+                [*texture_train, *params], spec["extra"])))  # fmt: skip
         for cls in CIFAR10:
             queue.append((f"cifar-{cls}-{config}", _benchmark(
                 "cifar10", cifar, res / f"cifar-{cls}-{config}",
-                [*cifar_train, *params, *POST], ["--category", cls])))  # fmt: skip
-    extras = {
-        "grid-paper-hflip": [*PAPER, "augment=hflip"],
-        "grid-paper-ema-restart": [
-            *PAPER,
-            "codebook_update=ema",
-            "restart_dead_codes=True",
-        ],  # fmt: skip
-        "grid-candidate-beta1": [*CANDIDATE, "beta=1.0"],
-        "grid-candidate-2x": [*CANDIDATE, "max_epochs=1600"],
-    }
-    for name, params in extras.items():
-        queue.append((name, _benchmark(
-            grid["kind"], grid["root"], res / name,
-            [*texture_train, *params, *POST], grid["extra"])))  # fmt: skip
+                [*cifar_train, *params], ["--category", cls])))  # fmt: skip
     return queue
 
 
@@ -82,7 +74,13 @@ def main():
     parser.add_argument("--budget", type=float, default=420.0)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--only", nargs="+", help="run only these jobs, in this order")
+    parser.add_argument(
+        "--config", nargs="+", default=["defaults"], choices=sorted(CONFIGS)
+    )
     parser.add_argument("--no-ablation", action="store_true", help="skip --ablation")
+    parser.add_argument(
+        "--ablation-textures-only", action="store_true", help="no CIFAR-10 ablation"
+    )
     parser.add_argument(
         "--smoke", action="store_true", help="quick model, 1 epoch: a CPU check"
     )
@@ -91,14 +89,18 @@ def main():
     res = Path("/tmp/skvqad-results")
     res.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
-    queue, running, status = jobs(args.data, res), {}, {}
+    queue, running, status = jobs(args.data, res, args.config), {}, {}
     if args.only:
         named = dict(queue)
         queue = [(n, named[n]) for n in args.only]
-    if args.no_ablation:
-        queue = [(n, [a for a in c if a != "--ablation"]) for n, c in queue]
+    if args.no_ablation or args.ablation_textures_only:
+        queue = [
+            (n, c if args.ablation_textures_only and not n.startswith("cifar")
+             else [a for a in c if a != "--ablation"])
+            for n, c in queue
+        ]  # fmt: skip
     if args.smoke:
-        queue = [(n, [*c, "--quick", "--param", "max_epochs=1"]) for n, c in queue[1:]]
+        queue = [(n, [*c, "--quick", "--param", "max_epochs=1"]) for n, c in queue]
     while queue or running:
         while queue and len(running) < args.workers:
             name, cmd = queue.pop(0)

@@ -16,11 +16,12 @@ References
    Detection", 2022. https://hal.science/hal-03541964
 """
 
+import inspect
+import os
 import warnings
 
 import numpy as np
 import torch
-from sklearn.isotonic import IsotonicRegression
 
 from ._continuous_bernoulli import cb_mean
 from ._maps import (
@@ -30,7 +31,6 @@ from ._maps import (
     symmetric_pad,
     upsample_alignment_map,
 )
-from ._model import CALIBRATION_KNOTS
 from ._parameters import MAP
 
 __all__ = [
@@ -41,16 +41,17 @@ __all__ = [
     "compared_reconstruction",
     "detector_maps",
     "detector_scores",
+    "detector_statistics",
     "forward_batches",
     "map_settings",
     "maps_of_output",
+    "normalize_maps",
     "offset_from_scores",
     "pad_to_stride",
     "plain",
     "pool_maps",
     "record_offset_params",
     "reconstruction",
-    "training_statistics",
     "warn_if_offset_is_stale",
 ]
 
@@ -63,8 +64,12 @@ POOLINGS = ("mean", "max", "gaussian_max")
 
 
 def map_settings(params):
-    """The map parameters of ``params`` (e.g. ``detector.get_params()``), as a dict."""
-    return {name: params[name] for name in MAP}
+    """The map parameters of ``params`` (e.g. ``detector.get_params()``), as a dict.
+
+    ``map_normalization`` is left out: it says whether the maps are divided
+    by statistics made under the other settings, not how they are made.
+    """
+    return {name: params[name] for name in MAP if name != "map_normalization"}
 
 
 def pad_to_stride(x, stride):
@@ -239,7 +244,9 @@ def maps_of_output(batch, output, module, settings, map_types):
     return {map_type: parts[map_type] for map_type in map_types}
 
 
-def anomaly_maps(module, images, settings, map_types, *, batch_size, device):
+def anomaly_maps(
+    module, images, settings, map_types, *, batch_size, device, statistics=None
+):
     """Every requested map of every image, from one forward pass per batch.
 
     Parameters
@@ -255,6 +262,10 @@ def anomaly_maps(module, images, settings, map_types, *, batch_size, device):
         Images per forward pass, >= 1.
     device : str or torch.device
         The network's device.
+    statistics : dict of str to ndarray of shape (2, h, w), float32, or None
+        Per map type, the per-pixel mean and scale of :func:`map_statistics`:
+        each map is standardised by them (:func:`normalize_maps`). None
+        returns the maps as they are.
 
     Returns
     -------
@@ -267,8 +278,36 @@ def anomaly_maps(module, images, settings, map_types, *, batch_size, device):
     ):
         batch_maps = maps_of_output(batch, output, module, settings, map_types)
         for map_type, values in batch_maps.items():
+            if statistics is not None:
+                values = normalize_maps(values, statistics[map_type])
             maps[map_type][batch_slice] = values.cpu().numpy()
     return maps
+
+
+def normalize_maps(maps, statistics):
+    """Standardise maps pixel by pixel: ``(map - mu) / scale``.
+
+    Parameters
+    ----------
+    maps : torch.Tensor of shape (b, H, W), float32
+        Anomaly maps of one map type.
+    statistics : ndarray of shape (2, h, w), float32
+        ``mu`` and the scale of that map type (:func:`map_statistics`). If
+        ``(h, w)`` is not ``(H, W)`` both are resized bilinearly to it (the
+        pixel correspondence of the training size is then approximate).
+
+    Returns
+    -------
+    torch.Tensor of shape (b, H, W), float32, on the maps' device
+        In training standard deviations at that pixel: about 0 where the
+        map is as on the training images, negative where lower.
+    """
+    stats = torch.from_numpy(statistics).to(maps.device)
+    if stats.shape[-2:] != maps.shape[-2:]:
+        stats = torch.nn.functional.interpolate(
+            stats[None], size=tuple(maps.shape[-2:]), mode="bilinear"
+        )[0]
+    return (maps - stats[0]) / stats[1]
 
 
 def detector_maps(detector, images, map_types):
@@ -277,7 +316,8 @@ def detector_maps(detector, images, map_types):
     Parameters
     ----------
     detector : VQVAEAnomalyDetector
-        Fitted; its ``net_``, ``batch_size`` and map parameters are read.
+        Fitted; its ``net_``, ``batch_size``, map parameters and (with
+        ``map_normalization="per_pixel"``) ``map_statistics_`` are read.
     images : ndarray of shape (n, H, W, C), float32
         Validated images in [0, 1].
     map_types : sequence of {"ssim", "am", "ssim+am"}
@@ -286,14 +326,39 @@ def detector_maps(detector, images, map_types):
     -------
     dict of str to ndarray of shape (n, H, W), float32
     """
+    settings = map_settings(detector.get_params())
     return anomaly_maps(
         detector.net_.module_,
         images,
-        map_settings(detector.get_params()),
+        settings,
         map_types,
         batch_size=int(detector.batch_size),
         device=detector.net_.device,
+        statistics=detector_statistics(detector, settings),
     )
+
+
+def detector_statistics(detector, settings):
+    """The ``map_statistics_`` a detector's maps are standardised by, or None.
+
+    None unless ``map_normalization="per_pixel"``. Warns when the map
+    parameters differ from those of the fit, under which the statistics
+    were made (after ``set_params``).
+    """
+    if detector.map_normalization != "per_pixel":
+        return None
+    fitted = detector.map_statistics_settings_
+    changed = sorted(k for k, v in fitted.items() if plain(settings[k]) != v)
+    if changed:
+        warnings.warn(
+            "map_statistics_ were computed at fit time, before "
+            f"{', '.join(changed)} changed; the maps are standardised by "
+            "statistics of other maps. Refit (with memory= the trained network "
+            "is reused).",
+            UserWarning,
+            stacklevel=_caller_level(),
+        )
+    return detector.map_statistics_
 
 
 def pool_maps(maps, pooling, sigma=8.0):
@@ -358,6 +423,18 @@ def detector_scores(detector, maps):
     return -pool_maps(maps, detector.score_pooling, detector.score_sigma)
 
 
+def _caller_level():
+    """The ``stacklevel`` of the first frame outside skvqad, for a warning.
+
+    Counted for a ``warnings.warn`` in the function that calls this.
+    """
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = inspect.currentframe().f_back, 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def plain(value):
     """numpy scalars as Python numbers (stable cache keys and comparisons)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -419,92 +496,6 @@ def offset_from_scores(scores, contamination):
         mad = np.median(np.abs(scores - median))
         return float(median - 3.0 * 1.4826 * mad)
     return float(np.percentile(scores, 100.0 * contamination))
-
-
-#: Pixel pairs per channel that the isotonic calibration is fitted on.
-_CALIBRATION_PIXELS = 200_000
-
-
-def training_statistics(module, images, *, batch_size, device):
-    """What ``fit`` learns from the training images after training.
-
-    One forward pass over the training images gives the mean AM per codebook
-    vector (for ``alignment_normalization="per_code"``), the share of the
-    codebook in use, and the monotone calibration of the reconstruction.
-
-    Parameters
-    ----------
-    module : skvqad.VQVAE
-        The trained network.
-    images : ndarray of shape (n, H, W, C), float32
-        The training images.
-    batch_size : int
-        Images per forward pass, >= 1.
-    device : str or torch.device
-        The network's device.
-
-    Returns
-    -------
-    code_alignment : torch.Tensor of shape (M,), float32, on the CPU
-        Mean squared latent distance of the training vectors that select each
-        codebook vector, > 0; the overall mean for vectors none selects;
-        floored at 1e-3 x the overall mean (and 1e-12).
-    usage : float
-        Fraction, in [0, 1], of the ``M`` vectors selected at least once.
-    calibration : torch.Tensor of shape (2, C, CALIBRATION_KNOTS), float32
-        For each kind of reconstruction (:data:`RECONSTRUCTIONS`, in order)
-        and each channel, the isotonic regression (scikit-learn's
-        :class:`~sklearn.isotonic.IsotonicRegression`, increasing, in [0, 1])
-        of the training pixels' values on their reconstructions' values,
-        evaluated at ``CALIBRATION_KNOTS`` uniform knots of [0, 1]. See
-        :func:`calibrate`.
-    """
-    n_codes = module.quantizer.codebook.num_embeddings
-    sums = torch.zeros(n_codes, dtype=torch.float64)
-    counts = torch.zeros(n_codes, dtype=torch.float64)
-    n, height, width, n_channels = images.shape
-    # A fixed stride through the training pixels: deterministic, no RNG.
-    step = max(1, (n * height * width) // _CALIBRATION_PIXELS)
-    pairs = {kind: [] for kind in RECONSTRUCTIONS}
-    for _, batch, output in forward_batches(
-        module, images, batch_size=batch_size, device=device
-    ):
-        idx = output.indices.reshape(-1).cpu()
-        # Accumulated in float64 on the CPU, never on the device.
-        sums.index_add_(0, idx, output.alignment.reshape(-1).cpu().double())
-        counts += torch.bincount(idx, minlength=n_codes).double()
-        for kind, kept in pairs.items():
-            recon = reconstruction(output.logits, batch.shape[-2:], kind)
-            both = torch.stack([recon, batch]).movedim(2, 0)
-            kept.append(both.reshape(n_channels, 2, -1)[:, :, ::step].cpu().numpy())
-    overall = sums.sum() / counts.sum()
-    means = torch.where(counts > 0, sums / counts.clamp_min(1.0), overall)
-    # Floor: a code whose training vectors sit exactly on it must not divide by 0.
-    floor = max(float(overall) * 1e-3, 1e-12)
-    usage = float((counts > 0).double().mean())
-    calibration = torch.from_numpy(
-        np.stack(
-            [
-                [_isotonic_table(*pair) for pair in np.concatenate(kept, -1)]
-                for kept in pairs.values()
-            ]
-        )
-    )
-    return means.clamp_min(floor).float(), usage, calibration
-
-
-def _isotonic_table(recon, pixels):
-    """(K,) float32 isotonic fit of ``pixels`` on ``recon`` at uniform knots.
-
-    The identity where no finite pair is left (a diverged network, which the
-    detector reports itself).
-    """
-    knots = np.linspace(0.0, 1.0, CALIBRATION_KNOTS)
-    finite = np.isfinite(recon) & np.isfinite(pixels)
-    if not finite.any():
-        return knots.astype(np.float32)
-    isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-    return isotonic.fit(recon[finite], pixels[finite]).predict(knots).astype(np.float32)
 
 
 def calibrate(recon, calibration):

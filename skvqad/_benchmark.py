@@ -12,9 +12,11 @@ from ._anomaly_map import (
     forward_batches,
     map_settings,
     maps_of_output,
+    normalize_maps,
     pool_maps,
 )
 from ._detector import VQVAEAnomalyDetector
+from ._fit_statistics import variant_statistics
 from ._plotting import save_evaluation_figure
 from ._template import TemplateAnomalyDetector
 from ._validation import check_images
@@ -101,6 +103,10 @@ MAP_FACTORS = {
     "AM normalisation": [
         ("none", dict(alignment_normalization=None)),
         ("per code", dict(alignment_normalization="per_code")),
+    ],
+    "map normalisation": [
+        ("none", dict(map_normalization=None)),
+        ("per pixel", dict(map_normalization="per_pixel")),
     ],
 }
 #: The columns of the headline tables: the no-learning template baseline,
@@ -256,7 +262,19 @@ def _ablation(detector, data, dataset):
     images = check_images(data.X_test)
     variants = _map_variants(detector)
     configured = detector.get_params()
-    settings = [map_settings({**configured, **params}) for _, _, params, _ in variants]
+    merged = [{**configured, **params} for _, _, params, _ in variants]
+    settings = [map_settings(params) for params in merged]
+    module = detector.net_.module_
+    # Each standardised variant gets the statistics of its own training maps.
+    normalized = [p["map_normalization"] == "per_pixel" for p in merged]
+    statistics = variant_statistics(
+        module,
+        check_images(data.X_train),
+        [s for s, norm in zip(settings, normalized) if norm],
+        batch_size=int(detector.batch_size),
+        device=detector.net_.device,
+    )
+    statistics = [statistics.pop(0) if norm else None for norm in normalized]
     pixel = dataset != "cifar10"
     n, height, width = images.shape[:3]
     store = {
@@ -267,13 +285,14 @@ def _ablation(detector, data, dataset):
         for i in range(len(variants))
         for mt in MAP_TYPES
     }
-    module = detector.net_.module_
     for batch_slice, batch, output in forward_batches(
         module, images, batch_size=int(detector.batch_size), device=detector.net_.device
     ):
         for i, variant in enumerate(settings):
             batch_maps = maps_of_output(batch, output, module, variant, MAP_TYPES)
             for mt, maps in batch_maps.items():
+                if statistics[i] is not None:
+                    maps = normalize_maps(maps, statistics[i][mt])
                 full, pooled = store[i, mt]
                 if pixel:
                     full[batch_slice] = maps.cpu().numpy()

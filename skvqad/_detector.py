@@ -21,9 +21,9 @@ from ._anomaly_map import (
     pad_to_stride,
     plain,
     record_offset_params,
-    training_statistics,
     warn_if_offset_is_stale,
 )
+from ._fit_statistics import map_statistics, training_statistics
 from ._maps import check_luminance_channels
 from ._training import StoppedEarly, train_net
 from ._validation import (
@@ -47,8 +47,8 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     output), and AM, the alignment map, the distance between the encoder
     output and its nearest codebook vector (squared in the paper, see
     ``alignment_distance``), upsampled to image size and grey-dilated. The
-    anomaly map is SM x AM ("SSIM+AM"), and an image's score is the mean of
-    its map.
+    anomaly map is SM x AM ("SSIM+AM"), and an image's score pools its map
+    (the paper: its mean).
 
     Parameters
     ----------
@@ -158,6 +158,15 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     ssim_dilation_size : int, default=1
         Side of the flat square that grey-dilates the SM map, >= 1 (1 = none;
         [1]_ dilates it for UCSD Ped1).
+    map_normalization : {"per_pixel", None}, default="per_pixel"
+        ``"per_pixel"`` standardises every map pixel by pixel by the maps of
+        the training images, ``(map - mean) / scale`` (``map_statistics_``),
+        so that a region that is always busy or dark on normal images (a
+        grid's wires, a black background) does not outscore a defect
+        elsewhere; maps are then in training standard deviations and can be
+        negative. Images of another size than the training images use the
+        statistics resized. None returns the maps as in [1]_. Not in the
+        paper: see Notes.
     score_pooling : {"mean", "max", "gaussian_max"}, default="gaussian_max"
         How an image's anomaly map becomes its score in
         :meth:`score_samples`: its mean over pixels, as in [1]_, its maximum,
@@ -252,6 +261,12 @@ float32
         none selected. Used by ``alignment_normalization="per_code"``; stored
         in the network (``net_.module_.quantizer.code_alignment``), so it is
         saved and loaded with ``net_.save_params`` / ``load_params``.
+    map_statistics_ : dict of str to ndarray of shape (2, height, width), \
+float32
+        For each map type, its per-pixel mean (row 0) and scale (row 1, > 0)
+        over the training images' maps, made at :meth:`fit` under the map
+        parameters of ``map_statistics_settings_`` (a dict); used by
+        ``map_normalization="per_pixel"``.
 
     See Also
     --------
@@ -275,10 +290,12 @@ float32
     Departures from the paper, each measured (``docs/method.rst``): an EMA
     codebook with restarts of unused vectors, flips and small turns of the
     training images, plain distances in the AM, the calibrated
-    reconstruction, and the peak of the smoothed map as the image score.
-    The paper's setting is ``codebook_update="loss", restart_dead_codes=False,
-    augment=None, augment_rotation=0, alignment_distance="squared",
-    reconstruction_calibration=None, score_pooling="mean"``.
+    reconstruction, maps standardised per pixel by the training maps, and the
+    peak of the smoothed map as the image score. The paper's setting is
+    ``codebook_update="loss", restart_dead_codes=False, augment=None,
+    augment_rotation=0, alignment_distance="squared",
+    reconstruction_calibration=None, map_normalization=None,
+    score_pooling="mean"``.
 
     Pressing Ctrl-C during :meth:`fit` stops training (skorch's behaviour)
     and leaves a fitted detector with the network as it was, with a warning.
@@ -337,6 +354,7 @@ float32
         ssim_k2=0.03,
         ssim_channel_reduction="mean",
         ssim_dilation_size=1,
+        map_normalization="per_pixel",
         score_pooling="gaussian_max",
         score_sigma=8.0,
         max_epochs=100,
@@ -374,6 +392,7 @@ float32
         self.ssim_k2 = ssim_k2
         self.ssim_channel_reduction = ssim_channel_reduction
         self.ssim_dilation_size = ssim_dilation_size
+        self.map_normalization = map_normalization
         self.score_pooling = score_pooling
         self.score_sigma = score_sigma
         self.max_epochs = max_epochs
@@ -459,6 +478,14 @@ float32
         code_alignment, self.codebook_usage_, calibration = statistics
         self.net_.module_.calibration.copy_(calibration)
         self.net_.module_.quantizer.code_alignment.copy_(code_alignment)
+        self.map_statistics_settings_ = map_settings(self.get_params())
+        self.map_statistics_ = map_statistics(
+            self.net_.module_,
+            images,
+            self.map_statistics_settings_,
+            batch_size=int(self.batch_size),
+            device=self.net_.device,
+        )
         train_scores = self._score(images)
         if not np.isfinite(train_scores).all():
             raise ValueError(
@@ -486,11 +513,13 @@ float32
         Returns
         -------
         maps : ndarray of shape (n_samples, height, width), float32
-            The map, >= 0, same height and width as the input (height 1 for
-            2-D input). For "ssim" its values are ``1 - SSIM`` in [0, 2]; for
-            "am" and "ssim+am" they are in units of squared latent distance
-            (of latent distance with ``alignment_distance="euclidean"``),
-            unitless with ``alignment_normalization="per_code"``.
+            The map, same height and width as the input (height 1 for 2-D
+            input). Without ``map_normalization``: >= 0; for "ssim" its
+            values are ``1 - SSIM`` in [0, 2], for "am" and "ssim+am" in units
+            of latent distance (squared with ``alignment_distance="squared"``,
+            unitless with ``alignment_normalization="per_code"``). With
+            ``map_normalization="per_pixel"`` (default): unitless, in training
+            standard deviations at each pixel, about 0 on normal images.
 
         Raises
         ------
@@ -524,7 +553,7 @@ float32
         scores : ndarray of shape (n_samples,), float64
             ``-mean(anomaly_map(X)[i])`` (``-max`` with
             ``score_pooling="max"``, the maximum of the smoothed map with
-            ``"gaussian_max"``), <= 0.
+            ``"gaussian_max"``); <= 0 without ``map_normalization``.
         """
         images = self._validate_images(X, reset=False)
         return self._score(images)
@@ -663,15 +692,4 @@ float32
         return tags
 
 
-def _fill_parameter_groups(doc):
-    """Write the parameter groups of :mod:`skvqad._parameters` into ``doc``."""
-    groups = {
-        "{training}": _parameters.TRAINING,
-        "{post}": _parameters.MAP + _parameters.SCORING,
-    }
-    for placeholder, names in groups.items():
-        doc = _parameters.fill_names(doc, placeholder, names)
-    return doc
-
-
-VQVAEAnomalyDetector.__doc__ = _fill_parameter_groups(VQVAEAnomalyDetector.__doc__)
+VQVAEAnomalyDetector.__doc__ = _parameters.fill_groups(VQVAEAnomalyDetector.__doc__)

@@ -30,6 +30,7 @@ __all__ = [
     "RUNTIME",
     "SCORING",
     "TRAINING",
+    "fill_groups",
     "fill_names",
     "format_names",
 ]
@@ -68,6 +69,7 @@ MAP = (
     "ssim_k2",
     "ssim_channel_reduction",
     "ssim_dilation_size",
+    "map_normalization",
 )
 
 #: Parameters that turn maps into image scores and labels.
@@ -102,6 +104,7 @@ CONSTRAINTS = {
     "ssim_k2": [Interval(Real, 0, 1, closed="right")],
     "ssim_channel_reduction": [StrOptions({"mean", "min", "luminance"})],
     "ssim_dilation_size": [Interval(Integral, 1, None, closed="left")],
+    "map_normalization": [None, StrOptions({"per_pixel"})],
     "score_pooling": [StrOptions({"mean", "max", "gaussian_max"})],
     "score_sigma": [Interval(Real, 0, None, closed="neither")],
     "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -157,3 +160,13 @@ def fill_names(doc, placeholder, names, indent=8):
         subsequent_indent=" " * indent,
     )
     return doc.replace(" " * indent + placeholder, text)
+
+
+def fill_groups(doc):
+    """Write the lines ``{training}`` and ``{post}`` of ``doc``: the groups' names.
+
+    ``{training}`` lists :data:`TRAINING`, ``{post}`` :data:`MAP` and
+    :data:`SCORING` (the detector's docstring, as generated).
+    """
+    doc = fill_names(doc, "{training}", TRAINING)
+    return fill_names(doc, "{post}", MAP + SCORING)

@@ -31,7 +31,9 @@ def plot_anomaly_maps(
         Images, float in [0, 1] or uint8.
     maps : array-like of shape (n, H, W), float
         Anomaly maps (higher is more anomalous). All panels share one colour
-        scale, from 0 to ``vmax``, so maps are comparable across images.
+        scale, from 0 to ``vmax``, so maps are comparable across images;
+        values outside it (below 0 in maps standardised by
+        ``map_normalization``) are drawn at its ends.
     reconstructions : array-like of shape (n, H, W) or (n, H, W, C), optional
         Reconstructions to draw the maps on.
     masks : array-like of shape (n, H, W), bool, optional
@@ -117,7 +119,10 @@ def plot_anomaly_maps(
             transform=axes[row, 0].transAxes,
             fontsize=8,
         )
-    fig.colorbar(overlay, ax=axes[1, :].tolist(), shrink=0.8, label="anomaly")
+    fig.colorbar(
+        overlay, ax=axes[1, :].tolist(), shrink=0.8, extend="both",
+        label="anomaly (arrows: values clipped)",
+    )  # fmt: skip
     return fig
 
 

@@ -7,8 +7,9 @@ from scipy import ndimage
 from sklearn.isotonic import IsotonicRegression
 
 from skvqad import TemplateAnomalyDetector, VQVAEAnomalyDetector
-from skvqad._anomaly_map import CALIBRATION_KNOTS, calibrate, pool_maps
+from skvqad._anomaly_map import calibrate, pool_maps
 from skvqad._benchmark import template_baseline
+from skvqad._model import CALIBRATION_KNOTS
 
 from .conftest import TINY
 
@@ -57,14 +58,22 @@ def test_normal_black_region_scores_far_below_a_pasted_defect(banded_detector):
     # The band's inside, 4 pixels from the image border and from the texture
     # (borders and edges are another matter: issue 18).
     band, defect = np.s_[:, 4:10, 4:28], np.s_[:, 19:25, 19:25]
-    for map_type in ("ssim", "ssim+am"):
-        maps = banded_detector.anomaly_map(test, map_type=map_type)
-        assert maps[defect].mean() > 10 * maps[band].mean(), map_type
-    # The calibration is what brings the band down: without it, SSIM's
+    # Raw maps (>= 0) and maps standardised by the training maps (about 0
+    # where normal, so compared in absolute value): both 10x apart.
+    for normalization in (None, "per_pixel"):
+        banded_detector.set_params(map_normalization=normalization)
+        for map_type in ("ssim", "ssim+am"):
+            maps = banded_detector.anomaly_map(test, map_type=map_type)
+            assert maps[defect].mean() > 10 * np.abs(maps[band]).mean(), map_type
+    # The calibration is what brings the raw band down: without it, SSIM's
     # luminance term calls the grey reconstruction of black anomalous.
-    raw = banded_detector.set_params(reconstruction_calibration=None)
+    raw = banded_detector.set_params(
+        reconstruction_calibration=None, map_normalization=None
+    )
     maps = raw.anomaly_map(test, map_type="ssim")
-    banded_detector.set_params(reconstruction_calibration="isotonic")
+    banded_detector.set_params(
+        reconstruction_calibration="isotonic", map_normalization="per_pixel"
+    )
     assert maps[band].mean() > 0.3
 
 

@@ -1,0 +1,192 @@
+"""What ``fit`` learns from the training images once the network is trained.
+
+One pass over the training images after training gives the mean AM per
+codebook vector (``alignment_normalization="per_code"``), the share of the
+codebook in use and the calibration of the reconstruction
+(:func:`training_statistics`); another gives the per-pixel statistics of the
+maps (``map_normalization="per_pixel"``, :func:`map_statistics`). The maps
+themselves come from :mod:`skvqad._anomaly_map`.
+"""
+
+import numpy as np
+import torch
+from sklearn.isotonic import IsotonicRegression
+
+from ._anomaly_map import (
+    MAP_TYPES,
+    RECONSTRUCTIONS,
+    forward_batches,
+    maps_of_output,
+    reconstruction,
+)
+from ._model import CALIBRATION_KNOTS
+
+__all__ = [
+    "SCALE_FLOOR",
+    "map_statistics",
+    "training_statistics",
+    "variant_statistics",
+]
+
+#: Floor of the per-pixel scale of ``map_normalization="per_pixel"``, as a
+#: fraction of the scale's mean over the image (:func:`map_statistics`).
+SCALE_FLOOR = 0.1
+
+
+#: Pixel pairs per channel that the isotonic calibration is fitted on.
+_CALIBRATION_PIXELS = 200_000
+
+
+def training_statistics(module, images, *, batch_size, device):
+    """What ``fit`` learns from the training images after training.
+
+    One forward pass over the training images gives the mean AM per codebook
+    vector (for ``alignment_normalization="per_code"``), the share of the
+    codebook in use, and the monotone calibration of the reconstruction.
+
+    Parameters
+    ----------
+    module : skvqad.VQVAE
+        The trained network.
+    images : ndarray of shape (n, H, W, C), float32
+        The training images.
+    batch_size : int
+        Images per forward pass, >= 1.
+    device : str or torch.device
+        The network's device.
+
+    Returns
+    -------
+    code_alignment : torch.Tensor of shape (M,), float32, on the CPU
+        Mean squared latent distance of the training vectors that select each
+        codebook vector, > 0; the overall mean for vectors none selects;
+        floored at 1e-3 x the overall mean (and 1e-12).
+    usage : float
+        Fraction, in [0, 1], of the ``M`` vectors selected at least once.
+    calibration : torch.Tensor of shape (2, C, CALIBRATION_KNOTS), float32
+        For each kind of reconstruction (:data:`RECONSTRUCTIONS`, in order)
+        and each channel, the isotonic regression (scikit-learn's
+        :class:`~sklearn.isotonic.IsotonicRegression`, increasing, in [0, 1])
+        of the training pixels' values on their reconstructions' values,
+        evaluated at ``CALIBRATION_KNOTS`` uniform knots of [0, 1]. See
+        :func:`calibrate`.
+    """
+    n_codes = module.quantizer.codebook.num_embeddings
+    sums = torch.zeros(n_codes, dtype=torch.float64)
+    counts = torch.zeros(n_codes, dtype=torch.float64)
+    n, height, width, n_channels = images.shape
+    # A fixed stride through the training pixels: deterministic, no RNG.
+    step = max(1, (n * height * width) // _CALIBRATION_PIXELS)
+    pairs = {kind: [] for kind in RECONSTRUCTIONS}
+    for _, batch, output in forward_batches(
+        module, images, batch_size=batch_size, device=device
+    ):
+        idx = output.indices.reshape(-1).cpu()
+        # Accumulated in float64 on the CPU, never on the device.
+        sums.index_add_(0, idx, output.alignment.reshape(-1).cpu().double())
+        counts += torch.bincount(idx, minlength=n_codes).double()
+        for kind, kept in pairs.items():
+            recon = reconstruction(output.logits, batch.shape[-2:], kind)
+            both = torch.stack([recon, batch]).movedim(2, 0)
+            kept.append(both.reshape(n_channels, 2, -1)[:, :, ::step].cpu().numpy())
+    overall = sums.sum() / counts.sum()
+    means = torch.where(counts > 0, sums / counts.clamp_min(1.0), overall)
+    # Floor: a code whose training vectors sit exactly on it must not divide by 0.
+    floor = max(float(overall) * 1e-3, 1e-12)
+    usage = float((counts > 0).double().mean())
+    calibration = torch.from_numpy(
+        np.stack(
+            [
+                [_isotonic_table(*pair) for pair in np.concatenate(kept, -1)]
+                for kept in pairs.values()
+            ]
+        )
+    )
+    return means.clamp_min(floor).float(), usage, calibration
+
+
+def _isotonic_table(recon, pixels):
+    """(K,) float32 isotonic fit of ``pixels`` on ``recon`` at uniform knots.
+
+    The identity where no finite pair is left (a diverged network, which the
+    detector reports itself).
+    """
+    knots = np.linspace(0.0, 1.0, CALIBRATION_KNOTS)
+    finite = np.isfinite(recon) & np.isfinite(pixels)
+    if not finite.any():
+        return knots.astype(np.float32)
+    isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    return isotonic.fit(recon[finite], pixels[finite]).predict(knots).astype(np.float32)
+
+
+def map_statistics(module, images, settings, *, batch_size, device):
+    """Per-pixel mean and scale of every map over the training images.
+
+    The statistics of ``map_normalization="per_pixel"``: at each pixel, the
+    mean ``mu`` and standard deviation ``sd`` of the SM, AM and SSIM+AM
+    maps of the training images, and the scale ``sd + SCALE_FLOOR *
+    mean(sd)`` (the floor keeps pixels that never vary, such as a black
+    background, from dividing by zero). Standardising a map by its training
+    maps, pixel by pixel, is the Gaussian model of normal pixels of PaDiM
+    (Defard et al., 2021, Section 3.2) applied to the maps, with the
+    covariance reduced to a variance.
+
+    Parameters
+    ----------
+    module, images, batch_size, device
+        As for :func:`training_statistics`.
+    settings : mapping
+        The map parameters (:func:`skvqad._anomaly_map.map_settings`).
+
+    Returns
+    -------
+    dict of str to ndarray of shape (2, H, W), float32
+        For each of :data:`MAP_TYPES`, ``mu`` (row 0) and the scale (row 1,
+        > 0; all ones when no pixel varies, as with one training image).
+    """
+    return variant_statistics(
+        module, images, [settings], batch_size=batch_size, device=device
+    )[0]
+
+
+def variant_statistics(module, images, variants, *, batch_size, device):
+    """:func:`map_statistics` under several map settings, one forward pass a batch.
+
+    Parameters
+    ----------
+    module, images, batch_size, device
+        As for :func:`training_statistics`.
+    variants : sequence of mapping
+        Map parameters (:func:`map_settings`), one per set of statistics.
+
+    Returns
+    -------
+    list of dict of str to ndarray of shape (2, H, W), float32
+        The statistics of each variant, in order.
+    """
+    sums = [{} for _ in variants]
+    for _, batch, output in forward_batches(
+        module, images, batch_size=batch_size, device=device
+    ):
+        for settings, variant_sums in zip(variants, sums):
+            for map_type, values in maps_of_output(
+                batch, output, module, settings, MAP_TYPES
+            ).items():
+                # Sums in float64 on the CPU (never float64 on the device).
+                values = values.cpu().double()
+                both = torch.stack([values.sum(0), values.square().sum(0)])
+                variant_sums[map_type] = both + variant_sums.get(map_type, 0.0)
+    return [_mean_and_scale(variant_sums, images.shape[0]) for variant_sums in sums]
+
+
+def _mean_and_scale(sums, n):
+    """{map type: (2, H, W) float32 mean and scale} from sums over ``n`` maps."""
+    statistics = {}
+    for map_type, (total, squares) in sums.items():
+        mean = total / n
+        sd = (squares / n - mean.square()).clamp_min(0.0).sqrt()
+        scale = sd + SCALE_FLOOR * sd.mean()
+        if not bool((scale > 0).all()):
+            scale = torch.ones_like(scale)
+        statistics[map_type] = torch.stack([mean, scale]).float().numpy()
+    return statistics
