@@ -18,9 +18,11 @@ References
 
 import inspect
 import os
+import sys
 import warnings
 
 import numpy as np
+import sklearn
 import torch
 
 from ._continuous_bernoulli import cb_mean
@@ -38,6 +40,7 @@ __all__ = [
     "POOLINGS",
     "anomaly_maps",
     "calibrate",
+    "caller_level",
     "compared_reconstruction",
     "detector_maps",
     "detector_scores",
@@ -356,7 +359,7 @@ def detector_statistics(detector, settings):
             "statistics of other maps. Refit (with memory= the trained network "
             "is reused).",
             UserWarning,
-            stacklevel=_caller_level(),
+            stacklevel=caller_level(),
         )
     return detector.map_statistics_
 
@@ -423,14 +426,19 @@ def detector_scores(detector, maps):
     return -pool_maps(maps, detector.score_pooling, detector.score_sigma)
 
 
-def _caller_level():
-    """The ``stacklevel`` of the first frame outside skvqad, for a warning.
+def caller_level():
+    """The ``stacklevel`` of the first frame outside skvqad and scikit-learn.
 
-    Counted for a ``warnings.warn`` in the function that calls this.
+    Counted for a ``warnings.warn`` in the function that calls this, so that
+    the warning names the user's line, also through scikit-learn's ``fit``
+    wrapper, a pipeline or a search.
     """
-    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    packages = tuple(
+        os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+        for module in (sys.modules[__package__], sklearn)
+    )
     frame, level = inspect.currentframe().f_back, 1
-    while frame is not None and frame.f_code.co_filename.startswith(package):
+    while frame is not None and frame.f_code.co_filename.startswith(packages):
         frame, level = frame.f_back, level + 1
     return level
 

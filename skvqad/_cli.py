@@ -207,7 +207,7 @@ def _parser():
         "-score_samples, decision_function, prediction +1 normal / -1 "
         "anomaly), maps.npy (float32 maps, rows in scores.csv order) and "
         "one 8-bit grey PNG of each map (white = the 99.9th percentile of "
-        "this run's maps; maps.npy keeps the raw values).",
+        "this run's maps; maps.npy keeps the maps' values unscaled).",
     )
     score.add_argument(
         "--model", required=True, type=Path, help="model file from 'skvqad fit'"

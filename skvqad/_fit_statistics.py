@@ -8,6 +8,8 @@ maps (``map_normalization="per_pixel"``, :func:`map_statistics`). The maps
 themselves come from :mod:`skvqad._anomaly_map`.
 """
 
+import warnings
+
 import numpy as np
 import torch
 from sklearn.isotonic import IsotonicRegression
@@ -15,6 +17,7 @@ from sklearn.isotonic import IsotonicRegression
 from ._anomaly_map import (
     MAP_TYPES,
     RECONSTRUCTIONS,
+    caller_level,
     forward_batches,
     maps_of_output,
     reconstruction,
@@ -142,7 +145,8 @@ def map_statistics(module, images, settings, *, batch_size, device):
     -------
     dict of str to ndarray of shape (2, H, W), float32
         For each of :data:`MAP_TYPES`, ``mu`` (row 0) and the scale (row 1,
-        > 0; all ones when no pixel varies, as with one training image).
+        > 0; all ones, with a warning, when no pixel varies over the
+        training maps, as with one training image or identical ones).
     """
     return variant_statistics(
         module, images, [settings], batch_size=batch_size, device=device
@@ -181,12 +185,23 @@ def variant_statistics(module, images, variants, *, batch_size, device):
 
 def _mean_and_scale(sums, n):
     """{map type: (2, H, W) float32 mean and scale} from sums over ``n`` maps."""
-    statistics = {}
+    statistics, constant = {}, []
     for map_type, (total, squares) in sums.items():
         mean = total / n
         sd = (squares / n - mean.square()).clamp_min(0.0).sqrt()
         scale = sd + SCALE_FLOOR * sd.mean()
-        if not bool((scale > 0).all()):
+        # (Not finite: a diverged network, which the detector reports.)
+        if bool(scale.isfinite().all()) and not bool((scale > 0).all()):
+            constant.append(map_type)
             scale = torch.ones_like(scale)
         statistics[map_type] = torch.stack([mean, scale]).float().numpy()
+    if constant:
+        warnings.warn(
+            f"The training images' {', '.join(constant)} maps do not vary (one "
+            "training image, or identical ones): map_normalization only "
+            "subtracts their mean, dividing by 1; those maps are not in "
+            "standard deviations.",
+            UserWarning,
+            stacklevel=caller_level(),
+        )
     return statistics

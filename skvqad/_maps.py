@@ -73,6 +73,11 @@ def _window_1d(win_size, gaussian_weights, sigma, dtype, device):
     return (w / w.sum()).to(dtype=dtype, device=device)
 
 
+#: Elements of the unfolded buffer one batch of :func:`gaussian_filter` may
+#: need (2**25: 256 MiB in float64).
+_UNFOLD_ELEMENTS = 2**25
+
+
 def _filter(x, window):
     """Separable filter of ``(n, c, H, W)`` by ``window`` with symmetric edges."""
     p = (window.numel() - 1) // 2
@@ -91,7 +96,8 @@ def gaussian_filter(maps, sigma, truncate=4.0):
     kernel's radius is also capped at twice the map's larger side (a wider
     Gaussian only sees more reflections of the same map), so that a huge
     ``sigma`` costs no more memory than the map; up to that cap the result
-    is scipy's.
+    is scipy's. Maps are filtered in batches, so that memory stays bounded
+    however many there are.
 
     Parameters
     ----------
@@ -117,7 +123,13 @@ def gaussian_filter(maps, sigma, truncate=4.0):
         raise ValueError(f"sigma must be > 0, got {sigma!r}.")
     radius = min(int(truncate * float(sigma) + 0.5), 2 * max(maps.shape[-2:]))
     window = _window_1d(2 * radius + 1, True, float(sigma), maps.dtype, maps.device)
-    return _filter(maps.unsqueeze(1), window).squeeze(1)
+    # Convolutions without a fast kernel (float64 on the CPU) unfold each
+    # padded map times the window's length: batches bound that buffer.
+    height, width = maps.shape[-2:]
+    unfolded = (height + 2 * radius) * (width + 2 * radius) * window.numel()
+    step = max(1, _UNFOLD_ELEMENTS // unfolded)
+    chunks = [_filter(c.unsqueeze(1), window).squeeze(1) for c in maps.split(step)]
+    return torch.cat(chunks)
 
 
 def ssim_map(

@@ -88,7 +88,10 @@ def test_other_image_sizes_use_the_statistics_resized(fitted_grey, grey_images):
 
 
 def test_one_training_image_gives_unit_scale_and_finite_maps(grey_images):
-    detector = VQVAEAnomalyDetector(**{**TINY, "batch_size": 1}).fit(grey_images[:1])
+    with pytest.warns(UserWarning, match="do not vary") as caught:
+        detector = VQVAEAnomalyDetector(**{**TINY, "batch_size": 1})
+        detector.fit(grey_images[:1])
+    assert caught[0].filename == __file__
     for map_type in MAP_TYPES:
         np.testing.assert_array_equal(detector.map_statistics_[map_type][1], 1.0)
     maps = detector.anomaly_map(grey_images[1:3])

@@ -232,3 +232,16 @@ def test_gaussian_filter_matches_scipy(sigma, shape):
         )
     with pytest.raises(ValueError, match="sigma"):
         gaussian_filter(torch.from_numpy(maps), 0.0)
+
+
+def test_gaussian_filter_in_batches_equals_one_pass(monkeypatch):
+    # Float64 convolutions on the CPU unfold every map; a cap on that buffer
+    # splits the batch (10,000 maps of 32x32 once took 8 GB in one pass).
+    from skvqad import _maps, gaussian_filter
+
+    maps = torch.from_numpy(np.random.default_rng(1).uniform(size=(7, 12, 9)))
+    whole = gaussian_filter(maps, 3.0)
+    monkeypatch.setattr(_maps, "_UNFOLD_ELEMENTS", 1)  # one map a batch
+    np.testing.assert_array_equal(gaussian_filter(maps, 3.0).numpy(), whole.numpy())
+    monkeypatch.setattr(_maps, "_UNFOLD_ELEMENTS", 3 * 36 * 33 * 25)  # 3 a batch
+    np.testing.assert_array_equal(gaussian_filter(maps, 3.0).numpy(), whole.numpy())
