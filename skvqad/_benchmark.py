@@ -4,6 +4,7 @@ import json
 import time
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ._anomaly_map import (
     MAP_TYPES,
@@ -230,11 +231,21 @@ def evaluate(detector, data, dataset=None, *, detailed=True):
     return figures, all_maps["ssim+am"]
 
 
+#: Factors that cannot change the maps of one-channel images.
+_COLOUR_FACTORS = ("SSIM channels",)
+
+
 def _map_variants(detector):
-    """(factor, label, params, is_configured) for every ablation variant."""
+    """(factor, label, params, is_configured) for every ablation variant.
+
+    Factors that cannot differ on the detector's images (the SSIM's channel
+    reduction on one-channel images) are left out.
+    """
     current = detector.get_params()
     variants = []
     for factor, values in MAP_FACTORS.items():
+        if detector.n_channels_ == 1 and factor in _COLOUR_FACTORS:
+            continue
         rows = []
         for label, params in values:
             same = all(
@@ -251,11 +262,12 @@ def _map_variants(detector):
     return variants
 
 
-def _ablation(detector, data, dataset):
+def _ablation(detector, data, dataset, *, progress=False):
     """Headline figures of every post-processing variant, one forward pass a batch.
 
     Returns ``{factor: {label: {map type: {metric: value}}, ...}}``; the
     configured value of each factor is marked with ``"configured": True``.
+    ``progress`` shows a progress bar over the test batches.
     """
     keep = data.has_mask if dataset == "ucsd" else slice(None)
     pooling = detector.score_pooling
@@ -285,9 +297,14 @@ def _ablation(detector, data, dataset):
         for i in range(len(variants))
         for mt in MAP_TYPES
     }
-    for batch_slice, batch, output in forward_batches(
+    batches = forward_batches(
         module, images, batch_size=int(detector.batch_size), device=detector.net_.device
-    ):
+    )
+    total = -(-len(images) // int(detector.batch_size))
+    bar = tqdm(
+        batches, total=total, desc="ablation", unit="batch", disable=not progress
+    )
+    for batch_slice, batch, output in bar:
         for i, variant in enumerate(settings):
             batch_maps = maps_of_output(batch, output, module, variant, MAP_TYPES)
             for mt, maps in batch_maps.items():
@@ -376,7 +393,7 @@ def run(args):
         figures, maps = evaluate(detector, data, args.dataset)
         if args.ablation:
             report.setdefault("ablation", {})[name] = _ablation(
-                detector, data, args.dataset
+                detector, data, args.dataset, progress=not args.quiet
             )
         report["device"] = str(detector.net_.device)
         # Every parameter, defaults included, so that a run stays readable

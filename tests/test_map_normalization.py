@@ -11,7 +11,7 @@ from skvqad import VQVAEAnomalyDetector
 from skvqad._anomaly_map import MAP_TYPES
 from skvqad._fit_statistics import SCALE_FLOOR
 
-from .conftest import TINY, stripes
+from .conftest import TINY, brick_tiles, stripes
 
 
 def _copy(detector, **params):
@@ -128,3 +128,34 @@ def test_paper_setting_has_no_normalisation_and_nonnegative_maps(
         assert (raw.anomaly_map(grey_images[:3], map_type=map_type) >= 0).all()
     with pytest.raises(ValueError, match="map_normalization"):
         clone(fitted_grey).set_params(map_normalization="per_image").fit(grey_images)
+
+
+def _border_and_interior(maps, width=3):
+    """Mean |map| in the outer ``width`` pixels and inside them."""
+    border = np.ones(maps.shape[1:], bool)
+    border[width:-width, width:-width] = False
+    return np.abs(maps[:, border]).mean(), np.abs(maps[:, ~border]).mean()
+
+
+def test_normal_borders_score_like_interiors():
+    # Raw, the SSIM window and the decoder's edges make the border of every
+    # normal brick tile hotter than its inside (here 1.9x); standardised by
+    # the training maps, border and inside read alike (1.03x).
+    train = brick_tiles(48, size=32, rows=(0, 80), seed=0)
+    settings = {**TINY, "max_epochs": 20, "hidden_channels": 16, "lr": 3e-3}
+    detector = VQVAEAnomalyDetector(**settings).fit(train)
+    test = brick_tiles(8, size=32, rows=(80, 128), seed=1)  # other tiles
+    border, inside = _border_and_interior(
+        _copy(detector, map_normalization=None).anomaly_map(test, map_type="ssim")
+    )
+    assert border > 1.5 * inside
+    for map_type in ("ssim", "ssim+am"):
+        border, inside = _border_and_interior(
+            detector.anomaly_map(test, map_type=map_type)
+        )
+        assert border < 1.3 * inside, map_type
+    # Larger tiles use the statistics resized: still alike (1.04x).
+    border, inside = _border_and_interior(
+        detector.anomaly_map(brick_tiles(4, size=48, rows=(80, 128), seed=2))
+    )
+    assert border < 1.3 * inside
