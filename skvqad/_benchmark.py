@@ -201,7 +201,7 @@ def evaluate(detector, data, dataset=None, *, detailed=True):
     maps : ndarray of shape (n, H, W), float32
         The SSIM+AM maps of every test image.
     """
-    keep = data.has_mask if dataset == "ucsd" else slice(None)
+    keep, pixel_keep = _kept(data, dataset)
     images = check_images(data.X_test)
     all_maps = detector_maps(detector, images, MAP_TYPES)
     all_maps["template"] = template_baseline(detector, data.X_train).anomaly_map(images)
@@ -216,8 +216,8 @@ def evaluate(detector, data, dataset=None, *, detailed=True):
         }
         # The headline image figure pools as the detector is configured.
         result["image ROC-AUC"] = result[f"image ROC-AUC ({detector.score_pooling})"]
-        if dataset != "cifar10":
-            masks = data.masks_test[keep]
+        if dataset != "cifar10" and data.masks_test[pixel_keep].any():
+            masks, maps = data.masks_test[pixel_keep], all_maps[column][pixel_keep]
             result["pixel ROC-AUC (pooled)"] = pixel_roc_auc(masks, maps)
             if detailed:
                 result |= {
@@ -233,6 +233,25 @@ def evaluate(detector, data, dataset=None, *, detailed=True):
 
 #: Factors that cannot change the maps of one-channel images.
 _COLOUR_FACTORS = ("SSIM channels",)
+
+
+def _kept(data, dataset):
+    """Test images kept for image metrics, and for pixel metrics.
+
+    UCSD evaluates only the clips with pixel ground truth, for both; other
+    sets use every image for image metrics and leave the anomalous images
+    without a mask (``has_mask`` False) out of pixel metrics.
+    """
+    has_mask = data.get("has_mask")
+    if dataset == "ucsd":
+        return has_mask, has_mask
+    return slice(None), (slice(None) if has_mask is None else has_mask)
+
+
+def n_without_mask(data):
+    """How many test images of a loader's split have no mask (``has_mask``)."""
+    has_mask = data.get("has_mask")
+    return 0 if has_mask is None else int((~np.asarray(has_mask)).sum())
 
 
 def _map_variants(detector):
@@ -269,7 +288,7 @@ def _ablation(detector, data, dataset, *, progress=False):
     configured value of each factor is marked with ``"configured": True``.
     ``progress`` shows a progress bar over the test batches.
     """
-    keep = data.has_mask if dataset == "ucsd" else slice(None)
+    keep, pixel_keep = _kept(data, dataset)
     pooling = detector.score_pooling
     images = check_images(data.X_test)
     variants = _map_variants(detector)
@@ -329,9 +348,9 @@ def _ablation(detector, data, dataset, *, progress=False):
             }
             # The headline image figure pools as the detector is configured.
             figures["image ROC-AUC"] = figures[f"image ROC-AUC ({pooling})"]
-            if pixel:
+            if pixel and data.masks_test[pixel_keep].any():
                 figures["pixel ROC-AUC (pooled)"] = pixel_roc_auc(
-                    data.masks_test[keep], full[keep]
+                    data.masks_test[pixel_keep], full[pixel_keep]
                 )
             row[mt] = figures
         table.setdefault(factor, {})[label] = row
@@ -404,6 +423,7 @@ def run(args):
         }
         report["results"][name] = {
             "n_train": len(data.X_train), "n_test": len(data.X_test),
+            "n_test_without_mask": n_without_mask(data),
             "max_epochs": n_epochs,
             "fit_seconds": seconds, "codebook_usage": detector.codebook_usage_,
             "final_train_loss": detector.net_.history[-1, "train_loss"],
@@ -510,4 +530,10 @@ def markdown(report):
             means = " | ".join(f"{np.mean(ours[c]):.3f}" for c in COLUMNS)
             lines.append(f"| Mean | {means} | | | | |")
         lines.append("")
+    lines += [
+        f"{name}: {r['n_test_without_mask']} anomalous test image(s) without a "
+        "mask count for image metrics only."
+        for name, r in report["results"].items()
+        if r.get("n_test_without_mask")
+    ]
     return "\n".join(lines)

@@ -18,7 +18,14 @@ import numpy as np
 from skimage import io
 
 from ._anomaly_map import detector_scores
-from ._benchmark import COLUMN_NAMES, CPU_MODEL, PROTOCOLS, epochs_for_steps, evaluate
+from ._benchmark import (
+    COLUMN_NAMES,
+    CPU_MODEL,
+    PROTOCOLS,
+    epochs_for_steps,
+    evaluate,
+    n_without_mask,
+)
 from ._benchmark import run as run_benchmark
 from ._detector import VQVAEAnomalyDetector
 from ._net import EpochProgressBar
@@ -453,6 +460,7 @@ def _report(detector, data, output_dir, name, fit_seconds):
         "codebook_usage": round(detector.codebook_usage_, 3),
         "n_train": len(data.X_train),
         "n_test": len(data.X_test),
+        "n_test_without_mask": n_without_mask(data),
         "image_size": list(data.X_test.shape[1:3]),
         "results": {},
     }
@@ -460,7 +468,7 @@ def _report(detector, data, output_dir, name, fit_seconds):
     for map_type, result in figures.items():
         report["results"][map_type] = {
             "image ROC-AUC": result["image ROC-AUC"],
-            "pixel ROC-AUC": result["pixel ROC-AUC (pooled)"],
+            "pixel ROC-AUC": result.get("pixel ROC-AUC (pooled)", float("nan")),
         }
     output_dir.mkdir(parents=True, exist_ok=True)
     report["figure"] = str(save_evaluation_figure(detector, data, maps, output_dir))
@@ -489,6 +497,11 @@ def _markdown(report):
     for metric in ("image ROC-AUC", "pixel ROC-AUC"):
         values = " | ".join(f"{report['results'][c][metric]:.3f}" for c in columns)
         lines.append(f"| {metric} | {values} |")
+    if report["n_test_without_mask"]:
+        lines.append(
+            f"\n{report['n_test_without_mask']} anomalous test image(s) without a "
+            "mask count for the image ROC-AUC only."
+        )
     lines.append(
         "\ntemplate: 1 - SSIM against the mean training image, a baseline with "
         "no learning."

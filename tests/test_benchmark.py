@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from skvqad import VQVAEAnomalyDetector
 from skvqad._benchmark import PROTOCOLS, markdown
 from skvqad._cli import main
+from skvqad.metrics import image_roc_auc, pixel_roc_auc
 
+from .conftest import TINY
 from .test_datasets import _cifar_pickles
 
 
@@ -204,3 +207,39 @@ def test_quick_budget_is_steps_not_epochs(tmp_path, small_protocols, monkeypatch
     assert report["steps"] == 4 and report["settings"]["crop_size"] == 16
     assert report["results"]["grid"]["max_epochs"] == 4  # 1 batch an epoch
     assert "4 training steps" in (tmp_path / "out" / "benchmark.md").read_text()
+
+
+def test_defect_images_without_masks_count_for_image_metrics_only(
+    tmp_path, small_protocols
+):
+    from skvqad._benchmark import evaluate
+    from skvqad.datasets import load_mvtec_ad
+
+    _mvtec_category(tmp_path / "data" / "grid")
+    (tmp_path / "data/grid/test/crack/002.png").write_bytes(
+        (tmp_path / "data/grid/test/crack/000.png").read_bytes()
+    )  # a third defect image, with no mask
+    with pytest.warns(UserWarning, match="no mask"):
+        assert _run(["mvtec", "--root", str(tmp_path / "data")], tmp_path / "out") == 0
+    report = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    assert report["results"]["grid"]["n_test_without_mask"] == 1
+    assert "1 anomalous test image(s) without a mask" in (
+        (tmp_path / "out" / "benchmark.md").read_text()
+    )
+    # Pixel figures leave the maskless image out; image figures keep it.
+    with pytest.warns(UserWarning, match="no mask"):
+        data = load_mvtec_ad(tmp_path / "data", "grid", image_size=32)
+    detector = VQVAEAnomalyDetector(**TINY).fit(data.X_train)
+    figures, _ = evaluate(detector, data, "mvtec", detailed=False)
+    maps = detector.anomaly_map(data.X_test)
+    keep = data.has_mask
+    assert figures["ssim+am"]["pixel ROC-AUC (pooled)"] == pytest.approx(
+        pixel_roc_auc(data.masks_test[keep], maps[keep])
+    )
+    assert figures["ssim+am"]["pixel ROC-AUC (pooled)"] != pytest.approx(
+        pixel_roc_auc(data.masks_test, maps)
+    )
+    scores = -detector.score_samples(data.X_test)
+    assert figures["ssim+am"]["image ROC-AUC"] == pytest.approx(
+        image_roc_auc(data.y_test, scores)
+    )

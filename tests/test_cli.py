@@ -219,3 +219,17 @@ def test_fit_takes_any_detector_parameter(tmp_path):
     assert detector.codebook_update == "loss"
     assert detector.augment is None
     assert detector.beta == 0.5  # --param overrides --beta's default
+
+
+def test_evaluate_reports_defect_images_without_masks(tmp_path, capsys):
+    _tree(tmp_path / "widget")
+    (tmp_path / "widget/ground_truth/dent/001_mask.png").unlink()
+    out = tmp_path / "out"
+    argv = ["evaluate", "--data", str(tmp_path / "widget"), "--image-size", "16",
+            "--output-dir", str(out), *SMALL]  # fmt: skip
+    with pytest.warns(UserWarning, match="no mask"):
+        assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_test_without_mask"] == 1
+    assert "1 anomalous test image(s) without a mask" in (out / "report.md").read_text()
+    assert 0 <= report["results"]["ssim+am"]["pixel ROC-AUC"] <= 1

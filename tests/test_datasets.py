@@ -140,9 +140,16 @@ def test_load_mvtec_ad_missing_pieces_are_named(tmp_path):
     cat = _mvtec_tree(tmp_path)
     with pytest.raises(FileNotFoundError, match="nope"):
         load_mvtec_ad(tmp_path, "nope")
+    full = load_mvtec_ad(tmp_path, "widget")
+    assert full.has_mask.all()
+    # A defect image without its mask counts for image metrics only.
     (cat / "ground_truth" / "crack" / "001_mask.png").unlink()
-    with pytest.raises(FileNotFoundError, match="001"):
-        load_mvtec_ad(tmp_path, "widget")
+    with pytest.warns(UserWarning, match=r"1 anomalous test image.*001\.png"):
+        data = load_mvtec_ad(tmp_path, "widget")
+    np.testing.assert_array_equal(data.has_mask, [True, False, True])
+    np.testing.assert_array_equal(data.y_test, [1, 1, 0])
+    assert not data.masks_test[1].any()
+    np.testing.assert_array_equal(data.masks_test[0], full.masks_test[0])
 
 
 def test_image_files_of_every_kind_are_read_to_the_right_values(tmp_path):
@@ -203,10 +210,16 @@ def test_load_image_folder_matches_masks_by_stem(tmp_path):
         64,
     ]  # indices, not colours
     (tmp_path / "masks" / "x2_mask.png").unlink()
-    with pytest.raises(FileNotFoundError, match="x2"):
-        load_image_folder(tmp_path / "good", tmp_path / "bad", tmp_path / "masks")
+    with pytest.warns(UserWarning, match="x2"):
+        data = load_image_folder(
+            tmp_path / "good", tmp_path / "bad", tmp_path / "masks"
+        )
+    # x2, the last test image, has lost its mask; the others keep theirs.
+    assert not data.has_mask[-1] and data.has_mask[:-1].all()
     with pytest.raises(FileNotFoundError, match="missing"):
         load_image_folder(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="mask folder not found"):
+        load_image_folder(tmp_path / "good", tmp_path / "bad", tmp_path / "nomasks")
 
 
 def test_mixed_sizes_need_image_size(tmp_path):

@@ -5,6 +5,7 @@ raises ``FileNotFoundError`` naming the missing folder or mask file.
 """
 
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +43,36 @@ def _read_splits(train_paths, test_paths, image_size, color, n_jobs):
 
 
 def _masks_for(paths, mask_dir_of, image_size, shape):
-    """Masks (n, H, W) bool: read for paths with a mask folder, zeros otherwise."""
+    """Masks (n, H, W) bool and ``has_mask`` (n,) bool of the test images.
+
+    Paths whose ``mask_dir_of`` is None (normal images) get an all-zero mask
+    that is their ground truth. An anomalous image whose mask is not found
+    gets zeros and ``has_mask`` False, with one warning for all of them:
+    it counts for image metrics and is left out of pixel metrics.
+    """
     masks = np.zeros((len(paths),) + shape, dtype=bool)
+    has_mask = np.ones(len(paths), dtype=bool)
     for i, path in enumerate(paths):
         mask_dir = mask_dir_of(path)
-        if mask_dir is not None:
-            masks[i] = _mask_of_shape(find_mask(mask_dir, path.stem), image_size, shape)
-    return masks
+        if mask_dir is None:
+            continue
+        try:
+            mask_path = find_mask(mask_dir, path.stem)
+        except FileNotFoundError:
+            has_mask[i] = False
+            continue
+        masks[i] = _mask_of_shape(mask_path, image_size, shape)
+    if not has_mask.all():
+        missing = [str(paths[i]) for i in np.flatnonzero(~has_mask)]
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        warnings.warn(
+            f"{len(missing)} anomalous test image(s) have no mask ({shown}): they "
+            "count for image metrics and are left out of pixel metrics "
+            "(has_mask is False for them).",
+            UserWarning,
+            stacklevel=3,
+        )
+    return masks, has_mask
 
 
 def _mask_of_shape(mask_path, image_size, shape):
@@ -68,7 +92,10 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
     ``test/<defect>/*.png`` the test images, ``good`` being normal;
     ``ground_truth/<defect>/<stem>_mask.png`` (or ``<stem>.png``) the masks.
     Other image formats (``.jpg``, ``.bmp``, ``.tif``) are read too.
-    Good test images have no mask and get an all-zero one.
+    Good test images have no mask and get an all-zero one. A defect image
+    without a mask (or a defect type without a ``ground_truth`` folder) gets
+    zeros and ``has_mask`` False, with a warning: it counts for image
+    metrics and the benchmark leaves it out of pixel metrics.
 
     Parameters
     ----------
@@ -94,13 +121,15 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
         (n_test, H, W[, 3]) float32; ``y_test`` (n_test,) int64, 1 =
         anomalous; ``masks_test`` (n_test, H, W) bool, binarised as stored
         value > 0 (>= 128 for lossy JPEG masks, whose compression rings
-        around edges); ``defect_types`` (n_test,) str; ``filenames``
+        around edges); ``has_mask`` (n_test,) bool, False for defect images
+        whose mask is missing; ``defect_types`` (n_test,) str; ``filenames``
         (n_test,) str and ``filenames_train`` (n_train,) str, the image paths.
 
     Raises
     ------
     FileNotFoundError
-        If a folder or a defect image's mask is missing.
+        If the category, its training or test folder, or every test image is
+        missing.
     ValueError
         If a file cannot be read, or sizes differ with ``image_size=None``.
     """
@@ -129,12 +158,13 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
             else base / "ground_truth" / path.parent.name
         )
 
-    masks = _masks_for(test_paths, mask_dir_of, image_size, X_test.shape[1:3])
+    masks, has_mask = _masks_for(test_paths, mask_dir_of, image_size, X_test.shape[1:3])
     return Bunch(
         X_train=X_train,
         X_test=X_test,
         y_test=(defect_types != "good").astype(np.int64),
         masks_test=masks,
+        has_mask=has_mask,
         defect_types=defect_types,
         filenames=np.array([str(p) for p in test_paths]),
         filenames_train=np.array([str(p) for p in train_paths]),
@@ -166,7 +196,9 @@ def load_image_folder(
         Anomalous test images.
     mask_dir : str or Path, optional
         Masks of the anomalous images, matched by file stem (``<stem>.*`` or
-        ``<stem>_mask.*``); a missing mask is an error.
+        ``<stem>_mask.*``). An anomalous image without a mask there counts
+        for image metrics only (``has_mask`` False, a warning); a missing
+        folder is an error.
     normal_test_dir : str or Path, optional
         Normal test images.
     normal_split_ratio : float, default=0.2
@@ -187,6 +219,7 @@ def load_image_folder(
     data : sklearn.utils.Bunch
         ``X_train``, ``X_test``, ``y_test`` (1 = anomalous), ``masks_test``
         (all False for normal images; None when ``mask_dir`` is None),
+        ``has_mask`` (as in :func:`load_mvtec_ad`; None without ``mask_dir``),
         ``defect_types`` ("good" or the abnormal folder's name),
         ``filenames`` and ``filenames_train``; shapes and dtypes as in
         :func:`load_mvtec_ad`.
@@ -194,7 +227,7 @@ def load_image_folder(
     Raises
     ------
     FileNotFoundError
-        If a folder or a mask is missing.
+        If a folder is missing.
     ValueError
         If no test images result, or sizes differ with ``image_size=None``.
     """
@@ -222,10 +255,12 @@ def load_image_folder(
         raise ValueError("no test images: give abnormal_dir or normal_test_dir.")
     X_train, X_test = _read_splits(train_paths, test_paths, image_size, color, n_jobs)
     y_test = np.r_[np.zeros(len(normal_test)), np.ones(len(abnormal))].astype(np.int64)
-    masks = None
+    masks = has_mask = None
     if mask_dir is not None:
+        if not Path(mask_dir).is_dir():  # named by the caller: not optional
+            raise FileNotFoundError(f"mask folder not found: {mask_dir}")
         abnormal_set = set(abnormal)
-        masks = _masks_for(
+        masks, has_mask = _masks_for(
             test_paths,
             lambda p: mask_dir if p in abnormal_set else None,
             image_size,
@@ -237,6 +272,7 @@ def load_image_folder(
         X_test=X_test,
         y_test=y_test,
         masks_test=masks,
+        has_mask=has_mask,
         defect_types=np.where(y_test == 1, kind, "good"),
         filenames=np.array([str(p) for p in test_paths]),
         filenames_train=np.array([str(p) for p in train_paths]),
