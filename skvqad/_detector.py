@@ -17,6 +17,7 @@ from ._anomaly_map import (
     detector_scores,
     forward_batches,
     map_settings,
+    normalize_maps,
     offset_from_scores,
     pad_to_stride,
     plain,
@@ -479,14 +480,18 @@ float32
         self.net_.module_.calibration.copy_(calibration)
         self.net_.module_.quantizer.code_alignment.copy_(code_alignment)
         self.map_statistics_settings_ = map_settings(self.get_params())
-        self.map_statistics_ = map_statistics(
+        self.map_statistics_, train_maps = map_statistics(
             self.net_.module_,
             images,
             self.map_statistics_settings_,
+            self.anomaly_map_type,
             batch_size=int(self.batch_size),
             device=self.net_.device,
         )
-        train_scores = self._score(images)
+        if self.map_normalization == "per_pixel":  # as detector_maps does
+            statistics = self.map_statistics_[self.anomaly_map_type]
+            train_maps = normalize_maps(torch.from_numpy(train_maps), statistics)
+        train_scores = detector_scores(self, np.asarray(train_maps))
         if not np.isfinite(train_scores).all():
             raise ValueError(
                 "Training diverged: the anomaly maps of the training images are "

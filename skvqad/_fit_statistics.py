@@ -122,7 +122,7 @@ def _isotonic_table(recon, pixels):
     return isotonic.fit(recon[finite], pixels[finite]).predict(knots).astype(np.float32)
 
 
-def map_statistics(module, images, settings, *, batch_size, device):
+def map_statistics(module, images, settings, map_type, *, batch_size, device):
     """Per-pixel mean and scale of every map over the training images.
 
     The statistics of ``map_normalization="per_pixel"``: at each pixel, the
@@ -140,17 +140,31 @@ def map_statistics(module, images, settings, *, batch_size, device):
         As for :func:`training_statistics`.
     settings : mapping
         The map parameters (:func:`skvqad._anomaly_map.map_settings`).
+    map_type : {"ssim", "am", "ssim+am"}
+        The map whose raw values are also returned (the detector scores the
+        training images from them: one forward pass for both).
 
     Returns
     -------
-    dict of str to ndarray of shape (2, H, W), float32
+    statistics : dict of str to ndarray of shape (2, H, W), float32
         For each of :data:`MAP_TYPES`, ``mu`` (row 0) and the scale (row 1,
         > 0; all ones, with a warning, when no pixel varies over the
         training maps, as with one training image or identical ones).
+    maps : ndarray of shape (n, H, W), float32
+        The raw ``map_type`` maps of the training images.
     """
-    return variant_statistics(
-        module, images, [settings], batch_size=batch_size, device=device
-    )[0]
+    sums = {}
+    maps = np.empty(images.shape[:3], dtype=np.float32)
+    for batch_slice, batch, output in forward_batches(
+        module, images, batch_size=batch_size, device=device
+    ):
+        for name, values in maps_of_output(
+            batch, output, module, settings, MAP_TYPES
+        ).items():
+            _accumulate(sums, name, values)
+            if name == map_type:
+                maps[batch_slice] = values.cpu().numpy()
+    return _mean_and_scale(sums, images.shape[0]), maps
 
 
 def variant_statistics(module, images, variants, *, batch_size, device):
@@ -161,7 +175,8 @@ def variant_statistics(module, images, variants, *, batch_size, device):
     module, images, batch_size, device
         As for :func:`training_statistics`.
     variants : sequence of mapping
-        Map parameters (:func:`map_settings`), one per set of statistics.
+        Map parameters (:func:`skvqad._anomaly_map.map_settings`), one per
+        set of statistics.
 
     Returns
     -------
@@ -176,11 +191,15 @@ def variant_statistics(module, images, variants, *, batch_size, device):
             for map_type, values in maps_of_output(
                 batch, output, module, settings, MAP_TYPES
             ).items():
-                # Sums in float64 on the CPU (never float64 on the device).
-                values = values.cpu().double()
-                both = torch.stack([values.sum(0), values.square().sum(0)])
-                variant_sums[map_type] = both + variant_sums.get(map_type, 0.0)
+                _accumulate(variant_sums, map_type, values)
     return [_mean_and_scale(variant_sums, images.shape[0]) for variant_sums in sums]
+
+
+def _accumulate(sums, map_type, values):
+    """Add a batch's per-pixel sum and sum of squares of ``values`` to ``sums``."""
+    values = values.cpu().double()  # float64 on the CPU, never on the device
+    both = torch.stack([values.sum(0), values.square().sum(0)])
+    sums[map_type] = both + sums.get(map_type, 0.0)
 
 
 def _mean_and_scale(sums, n):
