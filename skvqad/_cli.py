@@ -33,9 +33,18 @@ from ._plotting import save_evaluation_figure
 from .datasets import load_mvtec_ad, make_texture_defects
 from .datasets._io import list_images, read_images
 
-#: Defaults of ``fit``, ``evaluate`` and ``demo``: the CPU model, two
-#: downsamplings and a dilation for its finer latent grid.
-CLI_MODEL = {**CPU_MODEL, "n_downsampling": 2, "dilation_size": 5}
+#: Defaults of ``fit`` and ``evaluate``: the one CPU preset, that of
+#: ``skvqad benchmark mvtec --quick`` (the CPU model with the MVTec AD
+#: protocol's depth and dilation for 256-pixel images), so that their
+#: figures compare with the benchmark's.
+CLI_MODEL = {
+    **CPU_MODEL,
+    "n_downsampling": PROTOCOLS["mvtec"]["n_downsampling"],
+    "dilation_size": PROTOCOLS["mvtec"]["dilation_size"],
+}
+#: ``demo``'s: its tiles are 64 pixels, so a finer latent grid (two
+#: downsamplings) and a smaller dilation.
+DEMO_MODEL = {**CPU_MODEL, "n_downsampling": 2, "dilation_size": 5}
 
 
 def _training_options():
@@ -312,14 +321,14 @@ def _benchmark_parser(commands):
     return bench
 
 
-def _detector_from(args, n_train):
+def _detector_from(args, n_train, preset=CLI_MODEL):
     """The detector the options ask for, to train on ``n_train`` images."""
-    params = {k: getattr(args, k) for k in CLI_MODEL if hasattr(args, k)}
+    params = {k: getattr(args, k) for k in preset if hasattr(args, k)}
     epochs = args.max_epochs or epochs_for_steps(
-        n_train, params.get("batch_size", CLI_MODEL["batch_size"]), args.steps
+        n_train, params.get("batch_size", preset["batch_size"]), args.steps
     )
     params = {
-        **CLI_MODEL,
+        **preset,
         **params,
         "beta": getattr(args, "beta", 0.25),
         "crop_size": getattr(args, "crop_size", 0) or None,
@@ -353,7 +362,7 @@ def _demo(args):
         f"{len(data.X_test)} test tiles ({data.y_test.sum()} defective), "
         f"{data.X_train.shape[1]}x{data.X_train.shape[2]} px"
     )
-    detector = _detector_from(args, len(data.X_train))
+    detector = _detector_from(args, len(data.X_train), DEMO_MODEL)
     fit_seconds = _fit_timed(detector, data.X_train)
     return _report(detector, data, args.output_dir, args.texture, fit_seconds)
 

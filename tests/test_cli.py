@@ -233,3 +233,21 @@ def test_evaluate_reports_defect_images_without_masks(tmp_path, capsys):
     assert report["n_test_without_mask"] == 1
     assert "1 anomalous test image(s) without a mask" in (out / "report.md").read_text()
     assert 0 <= report["results"]["ssim+am"]["pixel ROC-AUC"] <= 1
+
+
+def test_evaluate_and_fit_train_the_quick_benchmark_model():
+    # One CPU preset: `evaluate` on an MVTec AD category trains what
+    # `benchmark mvtec --quick` trains, so their figures compare.
+    from skvqad._benchmark import CPU_MODEL, PROTOCOLS
+    from skvqad._cli import _detector_from, _parser
+
+    protocol = PROTOCOLS["mvtec"]
+    for command in ("evaluate", "fit"):
+        argv = [command, "--data", "d"] + (["--out", "m"] if command == "fit" else [])
+        detector = _detector_from(_parser().parse_args(argv), n_train=25)
+        params = detector.get_params()
+        assert {k: params[k] for k in CPU_MODEL} == CPU_MODEL
+        assert params["n_downsampling"] == protocol["n_downsampling"]
+        assert params["dilation_size"] == protocol["dilation_size"]
+        assert params["crop_size"] == protocol["quick_crop"]
+        assert params["max_epochs"] == -(-protocol["quick_steps"] // 2)  # 2 batches
