@@ -415,3 +415,47 @@ def test_template_warns_when_its_threshold_is_stale(template_and_sets):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert (fitted.predict(good) == 1).all()
+
+
+# ------------------------------------------- mask binarisation, every kind
+def _disc(size=48, radius=12):
+    rows, cols = np.mgrid[:size, :size]
+    return (rows - 23.5) ** 2 + (cols - 24.5) ** 2 <= radius**2
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_soft_grey_masks_with_noise_keep_their_true_area(tmp_path, bits):
+    # A grey mask with noise on both sides: "> 0" would count the noise.
+    top = 255 if bits == 8 else 65535
+    disc = _disc()
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0, 0.15, disc.shape) * top
+    stored = np.where(disc, top - noise, noise).round()
+    stored = stored.astype(np.uint8 if bits == 8 else np.uint16)
+    assert (stored > 0).sum() > 1.5 * disc.sum()  # the old rule's inflation
+    path = tmp_path / "soft.png"
+    Image.fromarray(stored).save(path)
+    np.testing.assert_array_equal(read_mask(path), disc)
+    np.testing.assert_array_equal(binarize_mask(stored), disc)
+
+
+def test_masks_with_alpha_are_read_by_their_alpha(tmp_path):
+    disc = _disc()
+    rgba = np.zeros(disc.shape + (4,), np.uint8)
+    rgba[..., :3] = 255  # white everywhere, transparent outside the defect
+    rgba[..., 3] = np.where(disc, 255, 0)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "rgba.png"), disc)
+    black_defect = rgba.copy()
+    black_defect[..., :3] = 0  # a black defect painted on a transparent sheet
+    Image.fromarray(black_defect, mode="RGBA").save(tmp_path / "black.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "black.png"), disc)
+    grey_alpha = np.stack([np.full(disc.shape, 200, np.uint8), rgba[..., 3]], -1)
+    Image.fromarray(grey_alpha, mode="LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "la.png"), disc)
+    # A constant alpha says nothing: the colour is read.
+    opaque = rgba.copy()
+    opaque[..., 3] = 255
+    opaque[..., :3] = np.where(disc, 255, 0)[..., None]
+    Image.fromarray(opaque, mode="RGBA").save(tmp_path / "opaque.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "opaque.png"), disc)

@@ -151,6 +151,18 @@ def read_image(path, *, image_size=None, color=None):
 LOSSY_FORMATS = ("JPEG", "MPO", "WEBP")
 
 
+#: A lossless mask with more distinct values than this is soft (grey, noisy
+#: or anti-aliased) and binarised at half its range (:func:`binarize_mask`).
+SOFT_MASK_VALUES = 16
+
+
+def _half_range(mask):
+    """Half the value range of a mask's type: 128, 32768, ... or 0.5 (floats)."""
+    if np.issubdtype(mask.dtype, np.integer):
+        return (int(np.iinfo(mask.dtype).max) + 1) // 2
+    return 0.5
+
+
 def binarize_mask(mask, *, lossy=False, source=None):
     """A stored mask as bool: the defect pixels.
 
@@ -166,12 +178,18 @@ def binarize_mask(mask, *, lossy=False, source=None):
     Returns
     -------
     ndarray of shape (H, W), bool
-        Lossless masks (0/1, 0/255, palette or class-index masks) are True
-        where the value is > 0. Lossy (8-bit) ones are True where the value is
-        >= 128, half the range: JPEG compression rings around every edge,
-        leaving small non-zero values that the "> 0" rule would count as
-        defect (a 256-pixel defect then loads as 360); a 0/255 JPEG mask
-        keeps its true area to within a few per cent.
+        One rule for every kind of file:
+
+        - label masks (at most ``SOFT_MASK_VALUES`` distinct values: 0/1,
+          0/255, 0/65535, palette or class-index masks) are True where the
+          value is > 0, so that a faint but real label counts;
+        - soft masks (more distinct values: grey masks with noise or
+          anti-aliased edges) and lossy (JPEG) ones are True where the value
+          is at least half the range of their type (128 for 8 bits, 32768
+          for 16 bits, 0.5 for floats in [0, 1]): their noise, or the rings
+          JPEG compression leaves around every edge, would otherwise count
+          as defect (a 256-pixel defect in a JPEG loads as 360 at "> 0"); a
+          0/255 JPEG mask keeps its true area to within a few per cent.
 
     Warns
     -----
@@ -182,8 +200,11 @@ def binarize_mask(mask, *, lossy=False, source=None):
     mask = np.asarray(mask)
     if mask.dtype == bool:
         return mask.copy()
+    half = _half_range(mask)
+    if not lossy and len(np.unique(mask)) > SOFT_MASK_VALUES:
+        return mask >= half
     if lossy:
-        binary = mask >= 128
+        binary = mask >= half
         if mask.max() > 0 and not binary.any():
             warnings.warn(
                 f"JPEG mask {source or ''} holds only values below 128 (a 0/1 "
@@ -199,10 +220,12 @@ def binarize_mask(mask, *, lossy=False, source=None):
 def read_mask(path, *, image_size=None):
     """One mask as bool (H, W), binarised by :func:`binarize_mask` (lossy: JPEG).
 
-    Palette files are read as their indices (not their colours), colour
-    files by their brightest channel per pixel, and resizing uses the
-    nearest neighbour only, so masks stay binary. An unreadable file raises
-    ValueError naming it.
+    Palette files are read as their indices (not their colours); a file
+    with an alpha channel that varies is read by its alpha (the painted,
+    opaque region is the defect, whatever its colour); other colour files by
+    their brightest channel per pixel. Resizing uses the nearest neighbour
+    only, so masks stay binary. An unreadable file raises ValueError naming
+    it.
     """
     try:
         with Image.open(path) as pil:
@@ -211,7 +234,11 @@ def read_mask(path, *, image_size=None):
     except Exception as exc:
         raise ValueError(f"cannot read mask file {path}: {_why(path, exc)}") from exc
     if mask.ndim == 3:
-        mask = mask[..., :3].max(axis=-1) if mask.shape[-1] >= 3 else mask[..., 0]
+        alpha = mask[..., -1] if mask.shape[-1] in (2, 4) else None
+        if alpha is not None and alpha.min() != alpha.max():
+            mask = alpha
+        else:
+            mask = mask[..., :3].max(axis=-1) if mask.shape[-1] >= 3 else mask[..., 0]
     mask = binarize_mask(mask, lossy=lossy, source=path)
     size = check_size(image_size)
     if size is not None and mask.shape != size:

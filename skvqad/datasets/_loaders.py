@@ -119,9 +119,10 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
     data : sklearn.utils.Bunch
         ``X_train`` (n_train, H, W[, 3]) float32 in [0, 1]; ``X_test``
         (n_test, H, W[, 3]) float32; ``y_test`` (n_test,) int64, 1 =
-        anomalous; ``masks_test`` (n_test, H, W) bool, binarised as stored
-        value > 0 (>= 128 for lossy JPEG masks, whose compression rings
-        around edges); ``has_mask`` (n_test,) bool, False for defect images
+        anomalous; ``masks_test`` (n_test, H, W) bool, binarised by
+        one rule (:func:`skvqad.datasets._io.binarize_mask`: > 0 for label
+        masks, half the range for soft grey and JPEG masks, the alpha
+        channel where it varies); ``has_mask`` (n_test,) bool, False for defect images
         whose mask is missing; ``defect_types`` (n_test,) str; ``filenames``
         (n_test,) str and ``filenames_train`` (n_train,) str, the image paths.
 
