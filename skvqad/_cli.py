@@ -477,7 +477,8 @@ def _report(detector, data, output_dir, name, fit_seconds):
     for map_type, result in figures.items():
         report["results"][map_type] = {
             "image ROC-AUC": result["image ROC-AUC"],
-            "pixel ROC-AUC": result.get("pixel ROC-AUC (pooled)", float("nan")),
+            # None (JSON null) when no anomalous test image has a mask.
+            "pixel ROC-AUC": result.get("pixel ROC-AUC (pooled)"),
         }
     output_dir.mkdir(parents=True, exist_ok=True)
     report["figure"] = str(save_evaluation_figure(detector, data, maps, output_dir))
@@ -504,7 +505,11 @@ def _markdown(report):
         "|---|" + "---|" * len(columns),
     ]
     for metric in ("image ROC-AUC", "pixel ROC-AUC"):
-        values = " | ".join(f"{report['results'][c][metric]:.3f}" for c in columns)
+        values = " | ".join(
+            "–" if report["results"][c][metric] is None
+            else f"{report['results'][c][metric]:.3f}"
+            for c in columns
+        )  # fmt: skip
         lines.append(f"| {metric} | {values} |")
     if report["n_test_without_mask"]:
         lines.append(

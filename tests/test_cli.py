@@ -251,3 +251,20 @@ def test_evaluate_and_fit_train_the_quick_benchmark_model():
         assert params["dilation_size"] == protocol["dilation_size"]
         assert params["crop_size"] == protocol["quick_crop"]
         assert params["max_epochs"] == -(-protocol["quick_steps"] // 2)  # 2 batches
+
+
+def test_evaluate_without_any_mask_writes_null_pixel_figures(tmp_path):
+    import shutil
+
+    _tree(tmp_path / "widget")
+    shutil.rmtree(tmp_path / "widget/ground_truth/dent")
+    out = tmp_path / "out"
+    argv = ["evaluate", "--data", str(tmp_path / "widget"), "--image-size", "16",
+            "--output-dir", str(out), *SMALL]  # fmt: skip
+    with pytest.warns(UserWarning, match="no mask"):
+        assert main(argv) == 0
+    text = (out / "report.json").read_text()
+    assert "NaN" not in text  # strict JSON: null, not NaN
+    report = json.loads(text)
+    assert report["results"]["ssim+am"]["pixel ROC-AUC"] is None
+    assert "| pixel ROC-AUC | – |" in (out / "report.md").read_text()

@@ -299,11 +299,16 @@ def test_mask_of_another_size_is_named(tmp_path):
     _save(cat / "ground_truth" / "crack" / "001_mask.png", np.zeros((40, 48), np.uint8))
     with pytest.raises(ValueError, match="001_mask.png is 40x48"):
         load_mvtec_ad(tmp_path, "widget", image_size=None)
-    assert load_mvtec_ad(tmp_path, "widget", image_size=16).masks_test.shape == (
-        3,
-        16,
-        16,
+    with pytest.warns(UserWarning, match=r"1 defect mask\(s\) are empty"):
+        data = load_mvtec_ad(tmp_path, "widget", image_size=16)
+    assert data.masks_test.shape == (3, 16, 16)
+    # An inverted mask (white background) is named too.
+    _save(
+        cat / "ground_truth" / "crack" / "001_mask.png",
+        np.full((32, 32), 255, np.uint8),
     )
+    with pytest.warns(UserWarning, match=r"001\.png \(100%\).*inverted"):
+        load_mvtec_ad(tmp_path, "widget")
 
 
 @pytest.mark.parametrize(

@@ -151,11 +151,6 @@ def read_image(path, *, image_size=None, color=None):
 LOSSY_FORMATS = ("JPEG", "MPO", "WEBP")
 
 
-#: A lossless mask with more distinct values than this is soft (grey, noisy
-#: or anti-aliased) and binarised at half its range (:func:`binarize_mask`).
-SOFT_MASK_VALUES = 16
-
-
 def _half_range(mask):
     """Half the value range of a mask's type: 128, 32768, ... or 0.5 (floats)."""
     if np.issubdtype(mask.dtype, np.integer):
@@ -178,18 +173,15 @@ def binarize_mask(mask, *, lossy=False, source=None):
     Returns
     -------
     ndarray of shape (H, W), bool
-        One rule for every kind of file:
-
-        - label masks (at most ``SOFT_MASK_VALUES`` distinct values: 0/1,
-          0/255, 0/65535, palette or class-index masks) are True where the
-          value is > 0, so that a faint but real label counts;
-        - soft masks (more distinct values: grey masks with noise or
-          anti-aliased edges) and lossy (JPEG) ones are True where the value
-          is at least half the range of their type (128 for 8 bits, 32768
-          for 16 bits, 0.5 for floats in [0, 1]): their noise, or the rings
-          JPEG compression leaves around every edge, would otherwise count
-          as defect (a 256-pixel defect in a JPEG loads as 360 at "> 0"); a
-          0/255 JPEG mask keeps its true area to within a few per cent.
+        One rule for every kind of file: True where the value is at least
+        half the range of its type (128 for 8 bits, 32768 for 16 bits, 0.5
+        for floats), unless no value reaches half the range (0/1, palette or
+        class-index masks), which are True where the value is > 0. So 0/255
+        and 0/65535 masks read exactly, and the noise of grey masks, the
+        soft edges of resized or anti-aliased ones and the rings JPEG
+        compression leaves around every edge do not count as defect (a
+        256-pixel defect in a JPEG loads as 360 at "> 0"; a noisy grey mask
+        at more than 1.5 times its area).
 
     Warns
     -----
@@ -201,20 +193,18 @@ def binarize_mask(mask, *, lossy=False, source=None):
     if mask.dtype == bool:
         return mask.copy()
     half = _half_range(mask)
-    if not lossy and len(np.unique(mask)) > SOFT_MASK_VALUES:
-        return mask >= half
-    if lossy:
-        binary = mask >= half
-        if mask.max() > 0 and not binary.any():
-            warnings.warn(
-                f"JPEG mask {source or ''} holds only values below 128 (a 0/1 "
-                "mask saved as JPEG?); lossy compression has blurred it beyond "
-                "recovery and it is read as empty. Store masks as PNG.",
-                UserWarning,
-                stacklevel=3,
-            )
-        return binary
-    return mask > 0
+    if not lossy:
+        return mask >= half if mask.max() >= half else mask > 0
+    binary = mask >= half
+    if mask.max() > 0 and not binary.any():
+        warnings.warn(
+            f"JPEG mask {source or ''} holds only values below 128 (a 0/1 "
+            "mask saved as JPEG?); lossy compression has blurred it beyond "
+            "recovery and it is read as empty. Store masks as PNG.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return binary
 
 
 def read_mask(path, *, image_size=None):

@@ -62,6 +62,20 @@ def _masks_for(paths, mask_dir_of, image_size, shape):
             has_mask[i] = False
             continue
         masks[i] = _mask_of_shape(mask_path, image_size, shape)
+    defect = np.array([mask_dir_of(p) is not None for p in paths]) & has_mask
+    area = masks.mean(axis=(1, 2))
+    odd = np.flatnonzero(defect & ((area == 0) | (area > 0.5)))
+    if len(odd):
+        shown = ", ".join(f"{paths[i]} ({area[i]:.0%})" for i in odd[:3])
+        warnings.warn(
+            f"{len(odd)} defect mask(s) are empty or cover more than half of "
+            f"their image ({shown}{', ...' if len(odd) > 3 else ''}): an "
+            "inverted mask, or a palette whose index 0 is the defect colour? "
+            "Masks are True where the stored value is at least half its range, "
+            "or > 0 for masks whose values all lie below it.",
+            UserWarning,
+            stacklevel=3,
+        )
     if not has_mask.all():
         missing = [str(paths[i]) for i in np.flatnonzero(~has_mask)]
         shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
