@@ -117,9 +117,20 @@ COLUMN_NAMES = {"template": "template", "ssim": "SSIM", "am": "AM",
                  "ssim+am": "SSIM+AM"}  # fmt: skip
 
 
+def _image_size(args):
+    """The image size a run loads at: ``--image-size`` (0: the files'), else
+    the protocol's."""
+    size = getattr(args, "image_size", None)
+    if size is None:
+        return PROTOCOLS[args.dataset]["image_size"]
+    if args.dataset == "cifar10":
+        raise ValueError("--image-size does not apply to cifar10 (32 x 32 images).")
+    return size or None
+
+
 def _runs(args):
     """(name, loader) pairs for the requested data set."""
-    size = PROTOCOLS[args.dataset]["image_size"]
+    size = _image_size(args)
     if args.dataset == "mvtec":
         found = sorted(p.name for p in args.root.iterdir() if (p / "train").is_dir())
         names = args.category or found
@@ -394,7 +405,7 @@ def run(args):
     out = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
     report = {"dataset": args.dataset, "quick": args.quick,
-              "image_size": protocol["image_size"], "max_epochs": epochs,
+              "image_size": _image_size(args), "max_epochs": epochs,
               "steps": None if epochs else protocol["quick_steps"],
               "model": model, "settings": settings, "results": {}}  # fmt: skip
     for name, load in _runs(args):

@@ -301,6 +301,13 @@ def _benchmark_parser(commands):
     bench.add_argument(
         "--max-epochs", type=positive_int, help="override the epochs (>= 1)"
     )
+    bench.add_argument(
+        "--image-size",
+        type=_non_negative,
+        help="resize images to SIZE x SIZE instead of the protocol's size "
+        "(mvtec and folder 256, ucsd 128); 0 keeps the file sizes; not for "
+        "cifar10, whose images are 32 x 32",
+    )
     param_option(bench, "overrides the protocol's settings, --quick and --max-epochs")
     bench.add_argument(
         "--ablation",

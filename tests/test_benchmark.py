@@ -243,3 +243,15 @@ def test_defect_images_without_masks_count_for_image_metrics_only(
     assert figures["ssim+am"]["image ROC-AUC"] == pytest.approx(
         image_roc_auc(data.y_test, scores)
     )
+
+
+def test_image_size_option_overrides_the_protocol(tmp_path, small_protocols, capsys):
+    _mvtec_category(tmp_path / "data" / "grid", size=48)
+    argv = ["mvtec", "--root", str(tmp_path / "data"), "--image-size", "16"]
+    assert _run(argv, tmp_path / "out") == 0
+    report = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    assert report["image_size"] == 16  # not the protocol's 32
+    assert "16 px" in (tmp_path / "out" / "benchmark.md").read_text()
+    argv = ["cifar10", "--root", str(tmp_path), "--image-size", "16"]
+    assert _run(argv, tmp_path / "out2") == 1
+    assert "does not apply to cifar10" in capsys.readouterr().err
