@@ -511,7 +511,7 @@ def markdown(report):
         metrics.insert(0, "pixel ROC-AUC (pooled)")
     settings = {**report.get("model", {}), **report.get("settings", {})}
     lines = [
-        f"{report['dataset']}, {what}, {report['image_size']} px, "
+        f"{report['dataset']}, {what}, {report['image_size'] or 'file-size'} px, "
         f"{_budget(report)}, on {report.get('device', '?')}",
         "",
         "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()),

@@ -491,7 +491,7 @@ float32
         if self.map_normalization == "per_pixel":  # as detector_maps does
             statistics = self.map_statistics_[self.anomaly_map_type]
             train_maps = normalize_maps(torch.from_numpy(train_maps), statistics)
-        train_scores = detector_scores(self, np.asarray(train_maps))
+        train_scores = detector_scores(self, np.asarray(train_maps))  # float64 pooling
         if not np.isfinite(train_scores).all():
             raise ValueError(
                 "Training diverged: the anomaly maps of the training images are "

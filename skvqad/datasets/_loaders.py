@@ -1,7 +1,8 @@
 """Loaders for anomaly-detection data sets stored in local folders.
 
 Nothing is downloaded: every loader reads a folder the user already has and
-raises ``FileNotFoundError`` naming the missing folder or mask file.
+raises ``FileNotFoundError`` naming a missing folder; an anomalous image
+without its mask is kept for image metrics (``has_mask``), with a warning.
 """
 
 import pickle
@@ -52,19 +53,20 @@ def _masks_for(paths, mask_dir_of, image_size, shape):
     """
     masks = np.zeros((len(paths),) + shape, dtype=bool)
     has_mask = np.ones(len(paths), dtype=bool)
+    defect = np.zeros(len(paths), dtype=bool)
     for i, path in enumerate(paths):
         mask_dir = mask_dir_of(path)
         if mask_dir is None:
             continue
+        defect[i] = True
         try:
             mask_path = find_mask(mask_dir, path.stem)
         except FileNotFoundError:
             has_mask[i] = False
             continue
         masks[i] = _mask_of_shape(mask_path, image_size, shape)
-    defect = np.array([mask_dir_of(p) is not None for p in paths]) & has_mask
     area = masks.mean(axis=(1, 2))
-    odd = np.flatnonzero(defect & ((area == 0) | (area > 0.5)))
+    odd = np.flatnonzero(defect & has_mask & ((area == 0) | (area > 0.5)))
     if len(odd):
         shown = ", ".join(f"{paths[i]} ({area[i]:.0%})" for i in odd[:3])
         warnings.warn(
