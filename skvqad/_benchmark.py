@@ -21,7 +21,12 @@ from ._fit_statistics import variant_statistics
 from ._plotting import save_evaluation_figure
 from ._template import TemplateAnomalyDetector
 from ._validation import check_images
-from .datasets import load_cifar10_one_vs_rest, load_mvtec_ad, load_ucsd_ped
+from .datasets import (
+    load_cifar10_one_vs_rest,
+    load_data_set,
+    load_mvtec_ad,
+    load_ucsd_ped,
+)
 from .datasets._loaders import CIFAR10_CLASSES
 from .metrics import aupro, f1_max, image_roc_auc, pixel_roc_auc
 
@@ -128,20 +133,30 @@ def _image_size(args):
     return size or None
 
 
+def layout_kwargs(args):
+    """The Folder-layout options of a command as :func:`load_data_set` takes them."""
+    return dict(
+        normal_dir=args.normal_dir,
+        abnormal_dir=args.abnormal_dir,
+        mask_dir=args.mask_dir,
+        normal_test_dir=args.normal_test_dir,
+        normal_split_ratio=args.normal_split_ratio,
+        random_state=args.seed,
+    )
+
+
 def _runs(args):
     """(name, loader) pairs for the requested data set."""
-    size = _image_size(args)
+    reading = dict(image_size=_image_size(args), keep_aspect=not args.stretch)
     if args.dataset == "mvtec":
         found = sorted(p.name for p in args.root.iterdir() if (p / "train").is_dir())
         names = args.category or found
-        return [
-            (n, lambda n=n: load_mvtec_ad(args.root, n, image_size=size)) for n in names
-        ]
+        return [(n, lambda n=n: load_mvtec_ad(args.root, n, **reading)) for n in names]
     if args.dataset == "folder":
         root = args.root.resolve()
-        return [
-            (root.name, lambda: load_mvtec_ad(root.parent, root.name, image_size=size))
-        ]
+        layout = layout_kwargs(args)
+        return [(root.name, lambda: load_data_set(root, **layout, **reading))]
+    size = reading["image_size"]
     if args.dataset == "ucsd":
         return [("ped1", lambda: load_ucsd_ped(args.root, "ped1", image_size=size))]
     names = args.category or list(CIFAR10_CLASSES)
@@ -227,7 +242,7 @@ def evaluate(detector, data, dataset=None, *, detailed=True):
         }
         # The headline image figure pools as the detector is configured.
         result["image ROC-AUC"] = result[f"image ROC-AUC ({detector.score_pooling})"]
-        if dataset != "cifar10" and data.masks_test[pixel_keep].any():
+        if _has_pixel_truth(data, dataset, pixel_keep):
             masks, maps = data.masks_test[pixel_keep], all_maps[column][pixel_keep]
             result["pixel ROC-AUC (pooled)"] = pixel_roc_auc(masks, maps)
             if detailed:
@@ -257,6 +272,12 @@ def _kept(data, dataset):
     if dataset == "ucsd":
         return has_mask, has_mask
     return slice(None), (slice(None) if has_mask is None else has_mask)
+
+
+def _has_pixel_truth(data, dataset, pixel_keep):
+    """Whether pixel metrics can be computed: masks with a defect pixel."""
+    masks = data.get("masks_test")
+    return dataset != "cifar10" and masks is not None and masks[pixel_keep].any()
 
 
 def n_without_mask(data):
@@ -317,7 +338,7 @@ def _ablation(detector, data, dataset, *, progress=False):
         device=detector.net_.device,
     )
     statistics = [statistics.pop(0) if norm else None for norm in normalized]
-    pixel = dataset != "cifar10"
+    pixel = dataset != "cifar10" and data.get("masks_test") is not None
     n, height, width = images.shape[:3]
     store = {
         (i, mt): (
@@ -359,7 +380,7 @@ def _ablation(detector, data, dataset, *, progress=False):
             }
             # The headline image figure pools as the detector is configured.
             figures["image ROC-AUC"] = figures[f"image ROC-AUC ({pooling})"]
-            if pixel and data.masks_test[pixel_keep].any():
+            if pixel and _has_pixel_truth(data, dataset, pixel_keep):
                 figures["pixel ROC-AUC (pooled)"] = pixel_roc_auc(
                     data.masks_test[pixel_keep], full[pixel_keep]
                 )
@@ -391,6 +412,13 @@ _PROTOCOL_ONLY = ("epochs", "image_size", "quick_steps", "quick_crop")
 def run(args):
     """Run the benchmark; print and write the table. Returns the exit code."""
     protocol = PROTOCOLS[args.dataset]
+    named = [
+        f"--{k.replace('_', '-')}"
+        for k in ("normal_dir", "abnormal_dir", "mask_dir", "normal_test_dir")
+        if getattr(args, k, None) is not None
+    ]
+    if named and args.dataset != "folder":
+        raise ValueError(f"{', '.join(named)} apply to 'benchmark folder' only.")
     model = CPU_MODEL if args.quick else FULL_MODEL
     settings = {k: v for k, v in protocol.items() if k not in _PROTOCOL_ONLY}
     if args.quick and protocol["quick_crop"]:
@@ -440,11 +468,14 @@ def run(args):
             "final_train_loss": detector.net_.history[-1, "train_loss"],
             "final_perplexity": detector.net_.history[-1, "perplexity"],
             "paper": _paper(args.dataset, name), **figures,
+            "layout": data.get("layout"), "resize": data.get("resize"),
+            "has_masks": data.get("masks_test") is not None,
         }  # fmt: skip
         if args.dataset != "cifar10":
             (out / name).mkdir(exist_ok=True)
             save_evaluation_figure(detector, data, maps, out / name)
-        print(f"{name}: {json.dumps(figures)}")
+        if not args.quiet:
+            print(f"{name}: {json.dumps(figures)}")
     (out / "benchmark.json").write_text(json.dumps(report, indent=2, default=str))
     table = markdown(report)
     (out / "benchmark.md").write_text(table)
@@ -458,11 +489,12 @@ def run(args):
 
 def ablation_markdown(report):
     """One table per category: variants as rows, SSIM / AM / SSIM+AM columns."""
-    pixel = report["dataset"] != "cifar10"
-    metric = "pixel ROC-AUC (pooled)" if pixel else "image ROC-AUC"
     lines = []
     pooling = report.get("estimator_params", {}).get("score_pooling", "mean")
     for name, factors in report["ablation"].items():
+        first = next(iter(next(iter(factors.values())).values()))
+        pixel = "pixel ROC-AUC (pooled)" in first["ssim"]
+        metric = "pixel ROC-AUC (pooled)" if pixel else "image ROC-AUC"
         lines += [
             f"Post-processing ablation, {report['dataset']} {name} ({metric}, "
             f"image scores pooled by {pooling}"
@@ -541,10 +573,13 @@ def markdown(report):
             means = " | ".join(f"{np.mean(ours[c]):.3f}" for c in COLUMNS)
             lines.append(f"| Mean | {means} | | | | |")
         lines.append("")
-    lines += [
-        f"{name}: {r['n_test_without_mask']} anomalous test image(s) without a "
-        "mask count for image metrics only."
-        for name, r in report["results"].items()
-        if r.get("n_test_without_mask")
-    ]
+    for name, r in report["results"].items():
+        lines += [f"{name}: {r[k]}." for k in ("layout", "resize") if r.get(k)]
+        if r.get("n_test_without_mask"):
+            lines.append(
+                f"{name}: {r['n_test_without_mask']} anomalous test image(s) "
+                "without a mask count for image metrics only."
+            )
+        if r.get("has_masks") is False and report["dataset"] != "cifar10":
+            lines.append(f"{name}: no masks, so no pixel metrics.")
     return "\n".join(lines)

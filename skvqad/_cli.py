@@ -11,6 +11,7 @@ import csv
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import joblib
@@ -24,14 +25,17 @@ from ._benchmark import (
     PROTOCOLS,
     epochs_for_steps,
     evaluate,
+    layout_kwargs,
     n_without_mask,
 )
 from ._benchmark import run as run_benchmark
 from ._detector import VQVAEAnomalyDetector
 from ._net import EpochProgressBar
 from ._plotting import save_evaluation_figure
-from .datasets import load_mvtec_ad, make_texture_defects
-from .datasets._io import list_images, read_images
+from .datasets import load_data_set, make_texture_defects
+from .datasets._files import list_images
+from .datasets._io import read_images, target_shape
+from .datasets._layout import training_paths
 
 #: Defaults of ``fit`` and ``evaluate``: the one CPU preset, that of
 #: ``skvqad benchmark mvtec --quick`` (the CPU model with the MVTec AD
@@ -159,8 +163,44 @@ def _size_option(parser, default=256, default_text="256, the paper's setting"):
         "--image-size",
         type=_non_negative,
         default=default,
-        help="resize images to SIZE x SIZE before use; 0 keeps the file sizes "
-        f"(default: {default_text})",
+        help="resize images so that their short side is SIZE, keeping the "
+        "aspect ratio (images of another aspect are padded by reflection); "
+        f"0 keeps the file sizes (default: {default_text})",
+    )
+    parser.add_argument(
+        "--stretch",
+        action="store_true",
+        help="resize to SIZE x SIZE, not keeping the aspect ratio (the paper's "
+        "protocol)",
+    )
+
+
+def data_options(parser):
+    """Folder-layout options of every command that reads a data set."""
+    group = parser.add_argument_group(
+        "data set layout",
+        "A data set folder is read in the MVTec AD layout (train/good, "
+        "test/<defect>, ground_truth/<defect>) when it has train/, else in "
+        "anomalib's Folder layout: normal images in good/, normal/ or ok/, "
+        "masks in mask/, masks/, ground_truth/ or gt/, every other folder "
+        "anomalous images. Masks stored beside their images (x_mask.png, or "
+        "x.png with mask content beside x.jpg) are found in both. These options "
+        "name the Folder layout's folders (relative to the data set folder).",
+    )
+    group.add_argument("--normal-dir", help="folder of normal images")
+    group.add_argument(
+        "--abnormal-dir",
+        action="append",
+        help="folder of anomalous images (repeatable; default: every other folder)",
+    )
+    group.add_argument("--mask-dir", help="folder of masks, matched by file name")
+    group.add_argument("--normal-test-dir", help="folder of normal test images")
+    group.add_argument(
+        "--normal-split-ratio",
+        type=float,
+        default=0.2,
+        help="fraction of the normal images held out for testing when there is "
+        "no normal test folder, split with --seed (default: 0.2)",
     )
 
 
@@ -207,14 +247,19 @@ def _parser():
         parents=[_training_options()],
         help="train a detector on a folder of normal images",
         description="Train on normal images and save the detector with joblib. "
-        "DATA is a folder of images, or an MVTec AD category folder (its "
-        "train/good is used).",
+        "DATA is a folder of images, or a data set folder in the MVTec AD "
+        "layout (its train/good is used) or the Folder layout (its normal "
+        "images, less those held out for testing: the same split as "
+        "'evaluate' with the same --seed and --normal-split-ratio).",
     )
-    fit.add_argument("--data", required=True, type=Path, help="folder of normal images")
+    fit.add_argument(
+        "--data", required=True, type=Path, help="folder of images, or a data set"
+    )
     fit.add_argument(
         "--out", required=True, type=Path, help="model file to write (.joblib)"
     )
     _size_option(fit)
+    data_options(fit)
 
     score = commands.add_parser(
         "score",
@@ -245,10 +290,11 @@ def _parser():
         help="train (or load) and evaluate on a labelled data set",
         description="Evaluate on a data set in the MVTec AD layout (train/good, "
         "test/<defect>, ground_truth/<defect> with <stem>_mask.* or <stem>.* "
-        "masks): print image and pixel ROC-AUC of the template baseline (1 - SSIM "
+        "masks) or anomalib's Folder layout (see below): print image and pixel "
+        "ROC-AUC of the template baseline (1 - SSIM "
         "against the mean training image, no learning) and of the SSIM, AM and "
-        "SSIM+AM maps, write a figure and a report. Trains on train/good unless "
-        "--model is given.",
+        "SSIM+AM maps, write a figure and a report. Trains on the normal "
+        "training images unless --model is given.",
     )
     evaluate.add_argument("--data", required=True, type=Path, help="data set folder")
     evaluate.add_argument(
@@ -261,6 +307,7 @@ def _parser():
         help="output folder (default: skvqad-evaluate)",
     )
     _size_option(evaluate)
+    data_options(evaluate)
 
     _benchmark_parser(commands)
     return parser
@@ -284,9 +331,9 @@ def _benchmark_parser(commands):
         "--root",
         required=True,
         type=Path,
-        help="mvtec: folder of categories; folder: a data set in the MVTec "
-        "layout; ucsd: folder holding UCSDped1; cifar10: cifar-10-batches-py "
-        "or train/ and test/ folders",
+        help="mvtec: folder of categories; folder: a data set in the MVTec AD "
+        "or the Folder layout (see below); ucsd: folder holding UCSDped1; "
+        "cifar10: cifar-10-batches-py or train/ and test/ folders",
     )
     bench.add_argument("--category", action="append",
                        help="mvtec category, or cifar10 class (repeatable; "
@@ -304,9 +351,16 @@ def _benchmark_parser(commands):
     bench.add_argument(
         "--image-size",
         type=_non_negative,
-        help="resize images to SIZE x SIZE instead of the protocol's size "
-        "(mvtec and folder 256, ucsd 128); 0 keeps the file sizes; not for "
-        "cifar10, whose images are 32 x 32",
+        help="resize images so that their short side is SIZE instead of the "
+        "protocol's size (mvtec and folder 256, ucsd 128), keeping the aspect "
+        "ratio (images of another aspect are padded by reflection); 0 keeps "
+        "the file sizes; not for cifar10, whose images are 32 x 32",
+    )
+    bench.add_argument(
+        "--stretch",
+        action="store_true",
+        help="resize to SIZE x SIZE, not keeping the aspect ratio (ucsd always "
+        "is, as in the paper)",
     )
     param_option(bench, "overrides the protocol's settings, --quick and --max-epochs")
     bench.add_argument(
@@ -325,6 +379,7 @@ def _benchmark_parser(commands):
         help="output folder (default: skvqad-benchmark)",
     )
     run_options(bench)
+    data_options(bench)
     return bench
 
 
@@ -383,13 +438,11 @@ def _fit(args):
         raise ValueError(
             f"--out {args.out} is a folder; give a file name such as model.joblib"
         )
-    folder = (
-        args.data / "train" / "good"
-        if (args.data / "train" / "good").is_dir()
-        else args.data
-    )
-    X = read_images(list_images(folder, what="training"), image_size=_image_size(args))
-    print(f"training on {len(X)} images of shape {X.shape[1:]} from {folder}")
+    paths, where = training_paths(args.data, **layout_kwargs(args))
+    keep_aspect = not args.stretch
+    size = target_shape(paths, _image_size(args), keep_aspect)
+    X = read_images(paths, image_size=size, keep_aspect=keep_aspect)
+    print(f"training on {len(X)} images of shape {X.shape[1:]} from {where}")
     detector = _detector_from(args, len(X))
     seconds = _fit_timed(detector, X)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -419,11 +472,17 @@ def _load_model(path):
 def _score(args):
     detector = _load_model(args.model)
     paths = list_images(args.images, what="images")
-    size = detector.image_shape_ if args.image_size is None else _image_size(args)
+    keep_aspect = not args.stretch
+    size = (
+        detector.image_shape_
+        if args.image_size is None
+        else target_shape(paths, _image_size(args), keep_aspect)
+    )
     X = read_images(
         paths,
         image_size=size,
         color="gray" if detector.n_channels_ == 1 else "rgb",
+        keep_aspect=keep_aspect,
     )
     maps = detector.anomaly_map(X)
     # Scores and decisions as score_samples / decision_function give them.
@@ -453,10 +512,16 @@ def _score(args):
 
 def _evaluate(args):
     root = args.data.resolve()
-    data = load_mvtec_ad(root.parent, root.name, image_size=_image_size(args))
+    data = load_data_set(
+        root,
+        **layout_kwargs(args),
+        image_size=_image_size(args),
+        keep_aspect=not args.stretch,
+    )
     print(
         f"{root.name}: {len(data.X_train)} training and {len(data.X_test)} test "
         f"images ({data.y_test.sum()} anomalous) of shape {data.X_train.shape[1:]}"
+        f"\n{data.layout}\nimages {data.resize}"
     )
     if args.model is not None:
         detector, fit_seconds = _load_model(args.model), None
@@ -478,6 +543,9 @@ def _report(detector, data, output_dir, name, fit_seconds):
         "n_test": len(data.X_test),
         "n_test_without_mask": n_without_mask(data),
         "image_size": list(data.X_test.shape[1:3]),
+        "layout": data.get("layout"),
+        "resize": data.get("resize"),
+        "has_masks": data.get("masks_test") is not None,
         "results": {},
     }
     figures, maps = evaluate(detector, data, detailed=False)
@@ -518,6 +586,12 @@ def _markdown(report):
             for c in columns
         )  # fmt: skip
         lines.append(f"| {metric} | {values} |")
+    if report.get("layout"):
+        lines.append(f"\nRead: {report['layout']}.")
+    if report.get("resize"):
+        lines.append(f"\nImages {report['resize']}.")
+    if not report.get("has_masks", True):
+        lines.append("\nNo masks: image metrics only.")
     if report["n_test_without_mask"]:
         lines.append(
             f"\n{report['n_test_without_mask']} anomalous test image(s) without a "
@@ -545,6 +619,11 @@ def main(argv=None):
         stderr), 2 on a usage error (from argparse).
     """
     args = _parser().parse_args(argv)
+
+    def one_line(message, category, *_, **__):
+        # A warning is one line for the user, not a Python source line.
+        print(f"skvqad {args.command}: warning: {message}", file=sys.stderr)
+
     commands = {
         "demo": _demo,
         "fit": _fit,
@@ -553,7 +632,9 @@ def main(argv=None):
         "benchmark": run_benchmark,
     }
     try:
-        return commands[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line
+            return commands[args.command](args)
     except (ValueError, TypeError, OSError, RuntimeError) as exc:
         print(f"skvqad {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -149,7 +149,7 @@ def save_evaluation_figure(detector, data, maps, output_dir):
     detector : VQVAEAnomalyDetector
         Fitted.
     data : sklearn.utils.Bunch
-        ``X_train``, ``X_test``, ``y_test``, ``masks_test`` and, when the
+        ``X_train``, ``X_test``, ``y_test``, ``masks_test`` (may be None) and, when the
         loader gives it, ``defect_types`` (else the images are titled
         "anomalous" or "good" from ``y_test``).
     maps : ndarray of shape (n_test, H, W), float32
@@ -179,7 +179,7 @@ def save_evaluation_figure(detector, data, maps, output_dir):
         data.X_test[picks],
         maps[picks],
         reconstructions=detector.reconstruct(data.X_test[picks]),
-        masks=data.masks_test[picks],
+        masks=None if data.get("masks_test") is None else data.masks_test[picks],
         threshold=threshold,
         titles=list(types[picks]),
     )

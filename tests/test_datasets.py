@@ -131,9 +131,14 @@ def test_load_mvtec_ad_layout(tmp_path):
 def test_load_mvtec_ad_resizes_masks_with_nearest_neighbour(tmp_path):
     _mvtec_tree(tmp_path, rgb=True)
     data = load_mvtec_ad(tmp_path, "widget", image_size=40)
-    assert data.X_test.shape == (3, 40, 40, 3)
-    assert data.masks_test.dtype == bool and data.masks_test.shape == (3, 40, 40)
-    assert 0 < data.masks_test[0].sum() < 40 * 40
+    # 20 x 24 files: the short side becomes 40, the aspect ratio is kept.
+    assert data.X_test.shape == (3, 40, 48, 3)
+    assert data.masks_test.dtype == bool and data.masks_test.shape == (3, 40, 48)
+    assert data.masks_test[0].sum() == 24 * 4  # 4 x 6 pixels, scaled by 2
+    assert "short side 40, aspect ratio kept" in data.resize
+    square = load_mvtec_ad(tmp_path, "widget", image_size=40, keep_aspect=False)
+    assert square.X_test.shape == (3, 40, 40, 3) and "stretched" in square.resize
+    assert 0 < square.masks_test[0].sum() < 40 * 40
 
 
 def test_load_mvtec_ad_missing_pieces_are_named(tmp_path):
@@ -301,11 +306,11 @@ def test_mask_of_another_size_is_named(tmp_path):
         load_mvtec_ad(tmp_path, "widget", image_size=None)
     with pytest.warns(UserWarning, match=r"1 defect mask\(s\) are empty"):
         data = load_mvtec_ad(tmp_path, "widget", image_size=16)
-    assert data.masks_test.shape == (3, 16, 16)
+    assert data.masks_test.shape == (3, 16, 19)  # 20 x 24 images, aspect kept
     # An inverted mask (white background) is named too.
     _save(
         cat / "ground_truth" / "crack" / "001_mask.png",
-        np.full((32, 32), 255, np.uint8),
+        np.full((40, 48), 255, np.uint8),
     )
     with pytest.warns(UserWarning, match=r"001\.png \(100%\).*inverted"):
         load_mvtec_ad(tmp_path, "widget")

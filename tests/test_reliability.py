@@ -18,7 +18,8 @@ from sklearn.base import clone
 from skvqad import TemplateAnomalyDetector, VQVAEAnomalyDetector, fit_threshold
 from skvqad._continuous_bernoulli import cb_log_normalizer, cb_log_prob, cb_mean
 from skvqad.datasets import load_image_folder, load_mvtec_ad
-from skvqad.datasets._io import binarize_mask, find_mask, read_image, read_mask
+from skvqad.datasets._files import find_mask
+from skvqad.datasets._io import binarize_mask, read_image, read_mask
 
 
 def _save(path, array, **kwargs):

@@ -1,6 +1,13 @@
-"""Reading image and mask files into float32 arrays (scikit-image I/O)."""
+"""Reading image and mask files into arrays of one size (scikit-image I/O).
+
+Resizing keeps the aspect ratio unless told not to: :func:`target_shape`
+chooses one (height, width) for a data set, and each file of another
+aspect is fitted inside it and padded by mirror reflection (masks with
+False), so that nothing is squashed or cut off.
+"""
 
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -10,33 +17,6 @@ from skimage import color as skcolor
 from skimage import io
 from skimage.transform import resize
 from skimage.util import img_as_float32
-
-#: File name extensions read as images (lower case).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
-def list_images(folder, *, what="images"):
-    """Sorted image files directly inside ``folder`` (hidden files skipped).
-
-    Raises FileNotFoundError if the folder is missing or holds no image.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{what} folder not found: {folder}")
-    # Hidden files are skipped: macOS copies leave "._name.png" resource forks.
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file()
-        and p.suffix.lower() in IMAGE_EXTENSIONS
-        and not p.name.startswith(".")
-    )
-    if not files:
-        raise FileNotFoundError(
-            f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {what} folder {folder}"
-        )
-    return files
-
 
 _COLORS = (None, "gray", "rgb")
 
@@ -104,14 +84,16 @@ def _is_cmyk(path):
         return pil.mode == "CMYK"
 
 
-def read_image(path, *, image_size=None, color=None):
+def read_image(path, *, image_size=None, color=None, keep_aspect=False):
     """One image as float32 in [0, 1], shape (H, W) or (H, W, 3).
 
     8- and 16-bit integers are scaled by their maximum (255, 65535), alpha
     channels are dropped (the colour is kept even where alpha is 0), palette
     images are read through their palette, and the image is resized with
-    anti-aliasing when ``image_size`` is given. ``color`` is None (keep),
-    ``"gray"`` or ``"rgb"``.
+    anti-aliasing when ``image_size`` is given: to exactly that shape, or,
+    with ``keep_aspect``, fitted inside it and padded by mirror reflection
+    when its aspect ratio differs (by more than a pixel). ``color`` is None
+    (keep), ``"gray"`` or ``"rgb"``.
     """
     try:
         image = io.imread(path)
@@ -143,8 +125,92 @@ def read_image(path, *, image_size=None, color=None):
         image = skcolor.gray2rgb(image)
     size = check_size(image_size)
     if size is not None and image.shape[:2] != size:
-        image = resize(image, size, anti_aliasing=True, preserve_range=True)
+        inner = fitted_shape(image.shape[:2], size, keep_aspect)
+        image = resize(image, inner, anti_aliasing=True, preserve_range=True)
+        image = _pad_to(image, size, "symmetric")
     return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def fitted_shape(shape, size, keep_aspect):
+    """The (height, width) an image of ``shape`` is resized to inside ``size``.
+
+    ``size`` itself unless ``keep_aspect`` and the aspect ratios differ by
+    more than a pixel's rounding; then the largest shape of the image's
+    aspect that fits (the rest is padding).
+    """
+    if not keep_aspect:
+        return tuple(size)
+    (height, width), (target_h, target_w) = shape, size
+    scale = min(target_h / height, target_w / width)
+    inner = (
+        min(target_h, max(1, round(height * scale))),
+        min(target_w, max(1, round(width * scale))),
+    )
+    if abs(inner[0] - target_h) <= 1 and abs(inner[1] - target_w) <= 1:
+        return tuple(size)
+    return inner
+
+
+def _pad_to(array, size, mode, **kwargs):
+    """``array`` centred in ``size`` (height, width), padded by ``mode``."""
+    rows, cols = size[0] - array.shape[0], size[1] - array.shape[1]
+    if rows == cols == 0:
+        return array
+    pad = [(rows // 2, rows - rows // 2), (cols // 2, cols - cols // 2)]
+    return np.pad(array, pad + [(0, 0)] * (array.ndim - 2), mode=mode, **kwargs)
+
+
+def file_shape(path):
+    """(height, width) of an image file from its header, or None if unreadable."""
+    try:
+        with Image.open(path) as pil:
+            width, height = pil.size
+    except Exception:  # noqa: BLE001 - the reader reports unreadable files
+        return None
+    return height, width
+
+
+def target_shape(paths, image_size, keep_aspect=True):
+    """The one (height, width) every image of a data set is resized to.
+
+    Parameters
+    ----------
+    paths : list of Path
+        The data set's image files (their headers are read, not their
+        pixels).
+    image_size : None, int or (int, int)
+        None keeps the file sizes (returned as None); a pair is the shape;
+        an int is the side of a square, or with ``keep_aspect`` the short
+        side, the long one following the most common aspect ratio of the
+        files (rounded to the nearest pixel).
+    keep_aspect : bool, default=True
+        Keep the files' aspect ratio (see above).
+
+    Returns
+    -------
+    tuple of (int, int) or None
+    """
+    size = check_size(image_size)
+    if size is None or not keep_aspect or not np.isscalar(image_size):
+        return size
+    shapes = [s for s in map(file_shape, paths) if s is not None]
+    if not shapes:
+        return size
+    ratios = Counter(round(w / h, 2) for h, w in shapes)
+    ratio = ratios.most_common(1)[0][0]
+    height, width = next(s for s in shapes if round(s[1] / s[0], 2) == ratio)
+    side = size[0]
+    if height <= width:
+        return side, max(side, round(side * width / height))
+    return max(side, round(side * height / width)), side
+
+
+def n_padded(paths, size, keep_aspect):
+    """How many of ``paths`` :func:`read_image` pads to fit ``size``."""
+    if size is None or not keep_aspect:
+        return 0
+    shapes = [s for s in map(file_shape, paths) if s is not None]
+    return sum(fitted_shape(s, size, True) != tuple(size) for s in shapes)
 
 
 #: Pillow formats whose compression rings around edges.
@@ -207,15 +273,16 @@ def binarize_mask(mask, *, lossy=False, source=None):
     return binary
 
 
-def read_mask(path, *, image_size=None):
+def read_mask(path, *, image_size=None, keep_aspect=False):
     """One mask as bool (H, W), binarised by :func:`binarize_mask` (lossy: JPEG).
 
     Palette files are read as their indices (not their colours); a file
     with an alpha channel that varies is read by its alpha (the painted,
     opaque region is the defect, whatever its colour); other colour files by
     their brightest channel per pixel. Resizing uses the nearest neighbour
-    only, so masks stay binary. An unreadable file raises ValueError naming
-    it.
+    only, so masks stay binary, and fits and pads (with False) as
+    :func:`read_image` does with ``keep_aspect``. An unreadable file raises
+    ValueError naming it.
     """
     try:
         with Image.open(path) as pil:
@@ -232,13 +299,17 @@ def read_mask(path, *, image_size=None):
     mask = binarize_mask(mask, lossy=lossy, source=path)
     size = check_size(image_size)
     if size is not None and mask.shape != size:
-        mask = resize(mask, size, order=0, anti_aliasing=False).astype(bool)
+        inner = fitted_shape(mask.shape, size, keep_aspect)
+        mask = resize(mask, inner, order=0, anti_aliasing=False).astype(bool)
+        mask = _pad_to(mask, size, "constant", constant_values=False)
     return mask
 
 
-def read_images(paths, *, image_size=None, color=None, n_jobs=None):
+def read_images(paths, *, image_size=None, color=None, keep_aspect=False, n_jobs=None):
     """Stack images into (n, H, W) or (n, H, W, 3) float32.
 
+    ``image_size`` is the shape of every image (see :func:`read_image` for
+    ``keep_aspect``; :func:`target_shape` chooses one for a data set).
     Greyscale files are promoted to RGB when any file is in colour (unless
     ``color="gray"``). Raises ValueError naming two files of different sizes
     when ``image_size`` is None and sizes differ.
@@ -246,7 +317,10 @@ def read_images(paths, *, image_size=None, color=None, n_jobs=None):
     check_size(image_size)
     check_color(color)
     images = Parallel(n_jobs=n_jobs)(
-        delayed(read_image)(p, image_size=image_size, color=color) for p in paths
+        delayed(read_image)(
+            p, image_size=image_size, color=color, keep_aspect=keep_aspect
+        )
+        for p in paths
     )
     if color is None and any(im.ndim == 3 for im in images):
         images = [skcolor.gray2rgb(im) if im.ndim == 2 else im for im in images]
@@ -256,37 +330,6 @@ def read_images(paths, *, image_size=None, color=None, n_jobs=None):
         other = next(i for i, im in enumerate(images) if im.shape != first)
         raise ValueError(
             f"images have different sizes ({paths[0]}: {first}, {paths[other]}: "
-            f"{images[other].shape}); pass image_size to resize them."
+            f"{images[other].shape}); pass image_size (--image-size) to resize them."
         )
     return np.stack(images)
-
-
-def find_mask(mask_dir, stem):
-    """The mask for image ``stem`` in ``mask_dir``: ``stem.*`` or ``stem_mask.*``.
-
-    Extensions are matched whatever their case (``.PNG``, ``.Png``, ``.bmp``),
-    as :func:`list_images` does for images; ``stem`` itself is matched
-    exactly. Raises FileNotFoundError listing a few of the files that are
-    there when none matches.
-    """
-    mask_dir = Path(mask_dir)
-    if not mask_dir.is_dir():
-        raise FileNotFoundError(f"mask folder not found: {mask_dir}")
-    candidates = {
-        (p.stem, p.suffix.lower()): p
-        for p in mask_dir.iterdir()
-        if p.is_file() and not p.name.startswith(".")
-    }
-    for name in (stem, f"{stem}_mask"):
-        for ext in IMAGE_EXTENSIONS:
-            if (name, ext) in candidates:
-                return candidates[(name, ext)]
-    found = sorted(p.name for p in candidates.values())
-    shown = ", ".join(found[:5])
-    if len(found) > 5:
-        shown += f", ... ({len(found)} files)"
-    raise FileNotFoundError(
-        f"no mask for image '{stem}' in {mask_dir} (looked for {stem}.* and "
-        f"{stem}_mask.* with extensions {', '.join(IMAGE_EXTENSIONS)}, any case; "
-        f"found: {shown or 'no files'})"
-    )

@@ -13,7 +13,8 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch
 
-from ._io import find_mask, list_images, read_images, read_mask
+from ._files import find_mask, list_images, list_images_and_masks, warn_left_out
+from ._io import check_size, n_padded, read_images, read_mask, target_shape
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -29,24 +30,54 @@ CIFAR10_CLASSES = (
 )
 
 
-def _read_splits(train_paths, test_paths, image_size, color, n_jobs):
-    """Training and test images read as one set, so both get one colour mode.
-
-    A folder mixing greyscale and colour files (or RGBA, 16-bit) is
-    converted once for the whole data set: RGB as soon as any file, in
-    either split, is in colour (unless ``color`` says otherwise).
-    """
-    train_paths, test_paths = list(train_paths), list(test_paths)
-    images = read_images(
-        train_paths + test_paths, image_size=image_size, color=color, n_jobs=n_jobs
+def _describe_size(size, image_size, keep_aspect, padded, n):
+    """What the reader did to the images' size, for reports."""
+    if size is None:
+        return "file sizes kept"
+    shape = f"resized to {size[0]}x{size[1]} px"
+    if not keep_aspect:
+        return f"{shape} (stretched: aspect ratio not kept)"
+    side = f"short side {min(size)}, " if np.isscalar(image_size) else ""
+    extra = (
+        f"; {padded} of {n} images of another aspect fitted inside and padded "
+        "by mirror reflection"
+        if padded
+        else ""
     )
-    return images[: len(train_paths)], images[len(train_paths) :]
+    return f"{shape} ({side}aspect ratio kept{extra})"
 
 
-def _masks_for(paths, mask_dir_of, image_size, shape):
+def _read_data_set(train_paths, test_paths, mask_file_of, options):
+    """Read a data set's files into one shape and one colour mode.
+
+    Training and test images are read as one set: one target shape
+    (:func:`~._io.target_shape`), and RGB as soon as any file, in either
+    split, is in colour (unless ``color`` says otherwise). ``mask_file_of``
+    (None: no masks) gives a test image's mask file, None for a normal
+    image, or raises FileNotFoundError. Returns ``X_train, X_test, masks,
+    has_mask, resize`` (a sentence for reports).
+    """
+    image_size, keep_aspect, color, n_jobs = options
+    paths = list(train_paths) + list(test_paths)
+    size = target_shape(paths, image_size, keep_aspect)
+    images = read_images(
+        paths, image_size=size, color=color, keep_aspect=keep_aspect, n_jobs=n_jobs
+    )
+    X_train, X_test = images[: len(train_paths)], images[len(train_paths) :]
+    masks = has_mask = None
+    if mask_file_of is not None:
+        masks, has_mask = _masks_for(
+            list(test_paths), mask_file_of, size, keep_aspect, X_test.shape[1:3]
+        )
+    padded = n_padded(paths, size, keep_aspect)
+    resize = _describe_size(size, image_size, keep_aspect, padded, len(paths))
+    return X_train, X_test, masks, has_mask, resize
+
+
+def _masks_for(paths, mask_file_of, size, keep_aspect, shape):
     """Masks (n, H, W) bool and ``has_mask`` (n,) bool of the test images.
 
-    Paths whose ``mask_dir_of`` is None (normal images) get an all-zero mask
+    Paths whose ``mask_file_of`` is None (normal images) get an all-zero mask
     that is their ground truth. An anomalous image whose mask is not found
     gets zeros and ``has_mask`` False, with one warning for all of them:
     it counts for image metrics and is left out of pixel metrics.
@@ -55,16 +86,15 @@ def _masks_for(paths, mask_dir_of, image_size, shape):
     has_mask = np.ones(len(paths), dtype=bool)
     defect = np.zeros(len(paths), dtype=bool)
     for i, path in enumerate(paths):
-        mask_dir = mask_dir_of(path)
-        if mask_dir is None:
+        try:
+            mask_path = mask_file_of(path)
+        except FileNotFoundError:
+            defect[i], has_mask[i] = True, False
+            continue
+        if mask_path is None:
             continue
         defect[i] = True
-        try:
-            mask_path = find_mask(mask_dir, path.stem)
-        except FileNotFoundError:
-            has_mask[i] = False
-            continue
-        masks[i] = _mask_of_shape(mask_path, image_size, shape)
+        masks[i] = _mask_of_shape(mask_path, size, keep_aspect, shape)
     area = masks.mean(axis=(1, 2))
     odd = np.flatnonzero(defect & has_mask & ((area == 0) | (area > 0.5)))
     if len(odd):
@@ -91,27 +121,44 @@ def _masks_for(paths, mask_dir_of, image_size, shape):
     return masks, has_mask
 
 
-def _mask_of_shape(mask_path, image_size, shape):
-    mask = read_mask(mask_path, image_size=image_size)
+def _mask_of_shape(mask_path, size, keep_aspect, shape):
+    mask = read_mask(mask_path, image_size=size, keep_aspect=keep_aspect)
     if mask.shape != shape:
         raise ValueError(
             f"mask {mask_path} is {mask.shape[0]}x{mask.shape[1]} but its image is "
-            f"{shape[0]}x{shape[1]}; pass image_size to resize both."
+            f"{shape[0]}x{shape[1]}; pass image_size (--image-size) to resize both."
         )
     return mask
 
 
-def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
+_SIZE_DOC = """image_size : int, (int, int) or None, default={default}
+        Images are resized with anti-aliasing, masks with the nearest
+        neighbour (and stay binary). An int is the short side: the long side
+        follows the most common aspect ratio of the files, and a file of
+        another aspect is fitted inside that shape and padded by mirror
+        reflection (its mask with False), so nothing is squashed or cut off;
+        with ``keep_aspect=False`` an int is a square's side. A pair is the
+        (height, width). None keeps the file sizes (which must then agree).
+    keep_aspect : bool, default=True
+        Keep the files' aspect ratio (see ``image_size``); False stretches
+        every image to the shape, as the paper's 256x256 protocol does."""
+
+
+def load_mvtec_ad(
+    root, category, *, image_size=256, keep_aspect=True, color=None, n_jobs=None
+):
     """Load one category of MVTec AD from its official folder layout.
 
     ``<root>/<category>/train/good/*.png`` are the normal training images;
     ``test/<defect>/*.png`` the test images, ``good`` being normal;
-    ``ground_truth/<defect>/<stem>_mask.png`` (or ``<stem>.png``) the masks.
-    Other image formats (``.jpg``, ``.bmp``, ``.tif``) are read too.
-    Good test images have no mask and get an all-zero one. A defect image
-    without a mask (or a defect type without a ``ground_truth`` folder) gets
-    zeros and ``has_mask`` False, with a warning: it counts for image
-    metrics and the benchmark leaves it out of pixel metrics.
+    ``ground_truth/<defect>/<stem>_mask.png`` (or ``<stem>.png``) the masks,
+    or masks stored beside their test images (``<stem>_mask.*``, or a file
+    of the same stem with mask content, such as ``x.png`` beside ``x.jpg``),
+    which are never read as images. Other image formats (``.jpg``, ``.bmp``,
+    ``.tif``) are read too. Good test images have no mask and get an
+    all-zero one. A defect image without a mask gets zeros and ``has_mask``
+    False, with a warning: it counts for image metrics and the benchmark
+    leaves it out of pixel metrics.
 
     Parameters
     ----------
@@ -119,11 +166,7 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
         Folder holding the category folders (``root/category`` must exist).
     category : str
         Category name, e.g. ``"grid"``.
-    image_size : int, (int, int) or None, default=256
-        Images are resized with anti-aliasing, masks with nearest neighbour
-        (and stay binary), to ``(image_size, image_size)`` or to the given
-        ``(height, width)``; None keeps the file sizes (which must then
-        agree). 256 is the paper's setting.
+    %(size_doc)s
     color : {None, "gray", "rgb"}, default=None
         None keeps greyscale categories at one channel and colour ones at
         three; "gray" or "rgb" converts.
@@ -138,9 +181,11 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
         anomalous; ``masks_test`` (n_test, H, W) bool, binarised by
         one rule (:func:`skvqad.datasets._io.binarize_mask`: > 0 for label
         masks, half the range for soft grey and JPEG masks, the alpha
-        channel where it varies); ``has_mask`` (n_test,) bool, False for defect images
-        whose mask is missing; ``defect_types`` (n_test,) str; ``filenames``
-        (n_test,) str and ``filenames_train`` (n_train,) str, the image paths.
+        channel where it varies); ``has_mask`` (n_test,) bool, False for
+        defect images whose mask is missing; ``defect_types`` (n_test,) str;
+        ``filenames`` (n_test,) str and ``filenames_train`` (n_train,) str,
+        the image paths; ``layout`` and ``resize`` (str), what was read and
+        how it was resized, for reports.
 
     Raises
     ------
@@ -157,25 +202,33 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
     test_root = base / "test"
     if not test_root.is_dir():
         raise FileNotFoundError(f"MVTec AD test folder not found: {test_root}")
-    test_paths = []
+    test_paths, beside = [], {}
     defect_dirs = (
         p for p in test_root.iterdir() if p.is_dir() and not p.name.startswith(".")
     )  # hidden folders (.ipynb_checkpoints) are not defect types
     for defect_dir in sorted(defect_dirs):
-        test_paths += list_images(defect_dir, what="test")
+        images, masks, left_out = list_images_and_masks(defect_dir, what="test")
+        test_paths += images
+        if defect_dir.name == "good":
+            left_out += list(masks.values())
+        else:
+            beside |= masks
+        warn_left_out(defect_dir, left_out)
     if not test_paths:
         raise FileNotFoundError(f"no test images under {test_root}")
-    X_train, X_test = _read_splits(train_paths, test_paths, image_size, color, n_jobs)
+
+    def mask_file_of(path):
+        if path.parent.name == "good":
+            return None
+        if path in beside:
+            return beside[path]
+        return find_mask(base / "ground_truth" / path.parent.name, path.stem)
+
+    X_train, X_test, masks, has_mask, resize = _read_data_set(
+        train_paths, test_paths, mask_file_of, (image_size, keep_aspect, color, n_jobs)
+    )
     defect_types = np.array([p.parent.name for p in test_paths])
-
-    def mask_dir_of(path):
-        return (
-            None
-            if path.parent.name == "good"
-            else base / "ground_truth" / path.parent.name
-        )
-
-    masks, has_mask = _masks_for(test_paths, mask_dir_of, image_size, X_test.shape[1:3])
+    where = "beside the test images" if beside else "in ground_truth/"
     return Bunch(
         X_train=X_train,
         X_test=X_test,
@@ -185,8 +238,50 @@ def load_mvtec_ad(root, category, *, image_size=256, color=None, n_jobs=None):
         defect_types=defect_types,
         filenames=np.array([str(p) for p in test_paths]),
         filenames_train=np.array([str(p) for p in train_paths]),
+        layout=f"MVTec AD ({base}: train/good, test/<defect>, masks {where})",
+        resize=resize,
         DESCR=f"MVTec AD category '{category}' read from {base}.",
     )
+
+
+load_mvtec_ad.__doc__ = load_mvtec_ad.__doc__.replace(
+    "%(size_doc)s", _SIZE_DOC.format(default=256)
+)
+
+
+def _normal_split(normal_dir, normal_test_dir, normal_split_ratio, random_state):
+    """(training, normal test) image paths of a Folder layout."""
+    if not 0 <= normal_split_ratio < 1:
+        raise ValueError(
+            f"normal_split_ratio must be in [0, 1), got {normal_split_ratio!r}."
+        )
+    normal = list_images(normal_dir, what="normal")
+    if normal_test_dir is not None:
+        return normal, list_images(normal_test_dir, what="normal test")
+    if normal_split_ratio > 0 and len(normal) > 1:
+        train, test = train_test_split(
+            normal, test_size=normal_split_ratio, random_state=random_state
+        )
+        return sorted(train), sorted(test)
+    return normal, []
+
+
+def normal_training_paths(
+    normal_dir, *, normal_test_dir=None, normal_split_ratio=0.2, random_state=None
+):
+    """The training images of a Folder layout, as :func:`load_image_folder`
+    splits them (same arguments, same split), without reading any file."""
+    return _normal_split(normal_dir, normal_test_dir, normal_split_ratio, random_state)[
+        0
+    ]
+
+
+def _as_folders(abnormal_dir):
+    if abnormal_dir is None:
+        return []
+    if isinstance(abnormal_dir, (str, Path)):
+        return [Path(abnormal_dir)]
+    return [Path(p) for p in abnormal_dir]
 
 
 def load_image_folder(
@@ -197,6 +292,7 @@ def load_image_folder(
     normal_test_dir=None,
     normal_split_ratio=0.2,
     image_size=None,
+    keep_aspect=True,
     color=None,
     random_state=None,
     n_jobs=None,
@@ -209,21 +305,24 @@ def load_image_folder(
         Normal images. All are training images when ``normal_test_dir`` is
         given; otherwise ``normal_split_ratio`` of them are held out as normal
         test images.
-    abnormal_dir : str or Path, optional
-        Anomalous test images.
+    abnormal_dir : str, Path or list of them, optional
+        Anomalous test images; one folder per defect type (its name becomes
+        the ``defect_types`` entry).
     mask_dir : str or Path, optional
-        Masks of the anomalous images, matched by file stem (``<stem>.*`` or
-        ``<stem>_mask.*``). An anomalous image without a mask there counts
-        for image metrics only (``has_mask`` False, a warning); a missing
-        folder is an error.
+        Masks of the anomalous images, matched by file stem (``<stem>.*``,
+        ``<stem>_mask.*`` or ``<stem>-mask.*``), in ``mask_dir/<abnormal
+        folder name>`` where that exists, else in ``mask_dir``. Masks stored
+        beside the anomalous images (``x_mask.png``, or ``x.png`` with mask
+        content beside ``x.jpg``) are recognised without it and never read
+        as images; ``mask_dir`` equal to ``abnormal_dir`` says the same. An
+        anomalous image without a mask counts for image metrics only
+        (``has_mask`` False, a warning); a missing folder is an error.
     normal_test_dir : str or Path, optional
         Normal test images.
     normal_split_ratio : float, default=0.2
         Fraction of ``normal_dir`` held out for testing when
         ``normal_test_dir`` is None, in [0, 1).
-    image_size : int, tuple of int or None, default=None
-        Resize target (anti-aliased images, nearest-neighbour masks); None
-        keeps file sizes, which must then agree.
+    %(size_doc)s
     color : {None, "gray", "rgb"}, default=None
         Channel conversion, as in :func:`load_mvtec_ad`.
     random_state : int, RandomState instance or None, default=None
@@ -235,11 +334,12 @@ def load_image_folder(
     -------
     data : sklearn.utils.Bunch
         ``X_train``, ``X_test``, ``y_test`` (1 = anomalous), ``masks_test``
-        (all False for normal images; None when ``mask_dir`` is None),
-        ``has_mask`` (as in :func:`load_mvtec_ad`; None without ``mask_dir``),
-        ``defect_types`` ("good" or the abnormal folder's name),
-        ``filenames`` and ``filenames_train``; shapes and dtypes as in
-        :func:`load_mvtec_ad`.
+        (all False for normal images; None when there is no ``mask_dir`` and
+        no mask beside the anomalous images), ``has_mask`` (as in
+        :func:`load_mvtec_ad`; None when ``masks_test`` is), ``defect_types``
+        ("good" or the abnormal folder's name), ``filenames``,
+        ``filenames_train``, ``layout`` and ``resize``; shapes and dtypes as
+        in :func:`load_mvtec_ad`.
 
     Raises
     ------
@@ -248,53 +348,74 @@ def load_image_folder(
     ValueError
         If no test images result, or sizes differ with ``image_size=None``.
     """
-    if not 0 <= normal_split_ratio < 1:
-        raise ValueError(
-            f"normal_split_ratio must be in [0, 1), got {normal_split_ratio!r}."
-        )
-    normal = list_images(normal_dir, what="normal")
-    if normal_test_dir is not None:
-        train_paths, normal_test = (
-            normal,
-            list_images(normal_test_dir, what="normal test"),
-        )
-    elif normal_split_ratio > 0:
-        train_paths, normal_test = train_test_split(
-            normal, test_size=normal_split_ratio, random_state=random_state
-        )
-    else:
-        train_paths, normal_test = normal, []
-    abnormal = (
-        [] if abnormal_dir is None else list_images(abnormal_dir, what="abnormal")
+    train_paths, normal_test = _normal_split(
+        normal_dir, normal_test_dir, normal_split_ratio, random_state
     )
+    abnormal, beside = [], {}
+    for folder in _as_folders(abnormal_dir):
+        images, masks, left_out = list_images_and_masks(folder, what="abnormal")
+        abnormal += images
+        beside |= masks
+        warn_left_out(folder, left_out)
     test_paths = list(normal_test) + abnormal
     if not test_paths:
         raise ValueError("no test images: give abnormal_dir or normal_test_dir.")
-    X_train, X_test = _read_splits(train_paths, test_paths, image_size, color, n_jobs)
+    if mask_dir is not None and not Path(mask_dir).is_dir():
+        raise FileNotFoundError(f"mask folder not found: {mask_dir}")
+    abnormal_set = set(abnormal)
+
+    def mask_file_of(path):
+        if path not in abnormal_set:
+            return None
+        if path in beside:
+            return beside[path]
+        if mask_dir is None or Path(mask_dir).resolve() == path.parent.resolve():
+            raise FileNotFoundError(path)
+        folder = Path(mask_dir) / path.parent.name
+        return find_mask(folder if folder.is_dir() else mask_dir, path.stem)
+
+    masked = mask_dir is not None or bool(beside)
+    X_train, X_test, masks, has_mask, resize = _read_data_set(
+        train_paths,
+        test_paths,
+        mask_file_of if masked else None,
+        (image_size, keep_aspect, color, n_jobs),
+    )
     y_test = np.r_[np.zeros(len(normal_test)), np.ones(len(abnormal))].astype(np.int64)
-    masks = has_mask = None
-    if mask_dir is not None:
-        if not Path(mask_dir).is_dir():  # named by the caller: not optional
-            raise FileNotFoundError(f"mask folder not found: {mask_dir}")
-        abnormal_set = set(abnormal)
-        masks, has_mask = _masks_for(
-            test_paths,
-            lambda p: mask_dir if p in abnormal_set else None,
-            image_size,
-            X_test.shape[1:3],
-        )
-    kind = Path(abnormal_dir).name if abnormal_dir is not None else "abnormal"
+    defect_types = np.array(
+        ["good"] * len(normal_test) + [p.parent.name for p in abnormal]
+    )
+    where = (
+        "none" if not masked else "beside the images" if beside and mask_dir is None
+        else f"in {mask_dir}" + (" and beside the images" if beside else "")
+    )  # fmt: skip
+    split = (
+        f"normal test: {normal_test_dir}"
+        if normal_test_dir is not None
+        else f"{len(normal_test)} of the normal images held out for testing"
+    )
+    folders = ", ".join(str(p) for p in _as_folders(abnormal_dir)) or "none"
     return Bunch(
         X_train=X_train,
         X_test=X_test,
         y_test=y_test,
         masks_test=masks,
         has_mask=has_mask,
-        defect_types=np.where(y_test == 1, kind, "good"),
+        defect_types=defect_types,
         filenames=np.array([str(p) for p in test_paths]),
         filenames_train=np.array([str(p) for p in train_paths]),
+        layout=(
+            f"Folder layout (normal: {normal_dir}, {split}; abnormal: {folders}; "
+            f"masks: {where})"
+        ),
+        resize=resize,
         DESCR=f"Image folder data set: normal images from {normal_dir}.",
     )
+
+
+load_image_folder.__doc__ = load_image_folder.__doc__.replace(
+    "%(size_doc)s", _SIZE_DOC.format(default=None)
+)
 
 
 def _class_index(normal_class):
@@ -482,7 +603,9 @@ def load_ucsd_ped(root, subset="ped1", *, image_size=128, n_jobs=None):
     masks_test = np.zeros(X_test.shape, dtype=bool)
     for i, mask_path in enumerate(mask_paths):
         if mask_path is not None:
-            masks_test[i] = _mask_of_shape(mask_path, image_size, X_test.shape[1:3])
+            masks_test[i] = _mask_of_shape(
+                mask_path, check_size(image_size), False, X_test.shape[1:3]
+            )
     return Bunch(
         X_train=X_train,
         X_test=X_test,
