@@ -280,6 +280,20 @@ def _has_pixel_truth(data, dataset, pixel_keep):
     return dataset != "cifar10" and masks is not None and masks[pixel_keep].any()
 
 
+def check_test_labels(data):
+    """Raise ValueError, before any training, if the test images are all of
+    one kind (no image ROC-AUC can be computed)."""
+    kinds = set(np.unique(data.y_test).tolist())
+    if kinds == {1}:
+        raise ValueError(
+            "no normal test images, so no image ROC-AUC: hold some normal images "
+            "out (normal_split_ratio > 0, --normal-split-ratio; with at least "
+            "two normal images) or give a normal test folder (--normal-test-dir)."
+        )
+    if kinds == {0}:
+        raise ValueError("no anomalous test images, so no ROC-AUC.")
+
+
 def n_without_mask(data):
     """How many test images of a loader's split have no mask (``has_mask``)."""
     has_mask = data.get("has_mask")
@@ -418,7 +432,8 @@ def run(args):
         if getattr(args, k, None) is not None
     ]
     if named and args.dataset != "folder":
-        raise ValueError(f"{', '.join(named)} apply to 'benchmark folder' only.")
+        verb = "applies" if len(named) == 1 else "apply"
+        raise ValueError(f"{', '.join(named)} {verb} to 'benchmark folder' only.")
     model = CPU_MODEL if args.quick else FULL_MODEL
     settings = {k: v for k, v in protocol.items() if k not in _PROTOCOL_ONLY}
     if args.quick and protocol["quick_crop"]:
@@ -438,6 +453,7 @@ def run(args):
               "model": model, "settings": settings, "results": {}}  # fmt: skip
     for name, load in _runs(args):
         data = load()
+        check_test_labels(data)
         n_epochs = epochs or epochs_for_steps(
             len(data.X_train), model["batch_size"], protocol["quick_steps"]
         )

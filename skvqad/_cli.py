@@ -23,6 +23,7 @@ from ._benchmark import (
     COLUMN_NAMES,
     CPU_MODEL,
     PROTOCOLS,
+    check_test_labels,
     epochs_for_steps,
     evaluate,
     layout_kwargs,
@@ -34,7 +35,7 @@ from ._net import EpochProgressBar
 from ._plotting import save_evaluation_figure
 from .datasets import load_data_set, make_texture_defects
 from .datasets._files import list_images
-from .datasets._io import read_images, target_shape
+from .datasets._io import n_padded, read_images, target_shape
 from .datasets._layout import training_paths
 
 #: Defaults of ``fit`` and ``evaluate``: the one CPU preset, that of
@@ -442,7 +443,11 @@ def _fit(args):
     keep_aspect = not args.stretch
     size = target_shape(paths, _image_size(args), keep_aspect)
     X = read_images(paths, image_size=size, keep_aspect=keep_aspect)
-    print(f"training on {len(X)} images of shape {X.shape[1:]} from {where}")
+    padded = n_padded(paths, size, keep_aspect)
+    print(
+        f"training on {len(X)} images of shape {X.shape[1:]} from {where}"
+        + (f"; {padded} of another aspect padded by reflection" if padded else "")
+    )
     detector = _detector_from(args, len(X))
     seconds = _fit_timed(detector, X)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -518,6 +523,7 @@ def _evaluate(args):
         image_size=_image_size(args),
         keep_aspect=not args.stretch,
     )
+    check_test_labels(data)
     print(
         f"{root.name}: {len(data.X_train)} training and {len(data.X_test)} test "
         f"images ({data.y_test.sum()} anomalous) of shape {data.X_train.shape[1:]}"

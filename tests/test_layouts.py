@@ -233,4 +233,87 @@ def test_benchmark_folder_takes_the_folder_layout_without_masks(tmp_path):
 def test_folder_options_are_refused_where_they_do_not_apply(tmp_path, capsys):
     argv = ["benchmark", "mvtec", "--root", str(tmp_path), "--mask-dir", "m"]
     assert main(argv) == 1
-    assert "--mask-dir apply to 'benchmark folder' only" in capsys.readouterr().err
+    assert "--mask-dir applies to 'benchmark folder' only" in capsys.readouterr().err
+
+
+# Found by trying it as a user would -------------------------------------
+
+
+def test_fit_on_a_folder_layout_with_loose_files_at_its_root(tmp_path):
+    _folder_tree(tmp_path)
+    (tmp_path / "README.md").write_text("notes")
+    _photo(tmp_path / "overview.jpg", seed=99)  # a picture of the set, not data
+    paths, where = training_paths(tmp_path, random_state=0)
+    assert len(paths) == 8 and all(p.parent.name == "good" for p in paths)
+    assert "Folder layout" in where
+
+
+def test_phone_photographs_are_read_upright_with_their_masks(tmp_path):
+    # Stored 24 x 40 with EXIF orientation 6: shown (and masked) as 40 x 24.
+    rows, cols = np.mgrid[0:40, 0:24]  # smooth, so that JPEG keeps it closely
+    upright = np.stack([rows * 5, cols * 8, np.full_like(rows, 128)], -1)
+    upright = upright.astype(np.uint8)
+    stored = Image.fromarray(np.rot90(upright, 1).copy())
+    exif = stored.getexif()
+    exif[274] = 6
+    stored.save(tmp_path / "x.jpg", exif=exif, quality=100)
+    image = read_image(tmp_path / "x.jpg")
+    assert image.shape == (40, 24, 3)
+    assert np.abs(image * 255 - upright).mean() < 3  # JPEG noise only
+    _mask(tmp_path / "x_mask.png", (40, 24), box=(0, 10, 0, 24))
+    assert read_mask(tmp_path / "x_mask.png")[:10].all()
+
+
+def test_a_mask_of_another_aspect_than_its_image_is_refused(tmp_path):
+    _folder_tree(tmp_path)
+    _mask(tmp_path / "mask" / "c1.png", (32, 24))  # its image is 24 x 32
+    with pytest.raises(ValueError, match=r"c1.png is 32x24 .* another aspect"):
+        load_data_set(tmp_path, image_size=16, random_state=0)
+
+
+def test_one_flat_mask_folder_for_two_defect_folders_sharing_names(tmp_path):
+    _folder_tree(tmp_path)
+    for i in range(3):
+        _photo(tmp_path / "stain" / f"c{i}.jpg", seed=200 + i)
+    with pytest.raises(ValueError, match=r"share the name 'c0' .*mask/<defect"):
+        load_data_set(tmp_path, image_size=None, random_state=0)
+    (tmp_path / "mask" / "crack").mkdir()
+    for i in range(3):  # per-type folders: unambiguous
+        (tmp_path / "mask" / f"c{i}.png").rename(tmp_path / f"mask/crack/c{i}.png")
+        _mask(tmp_path / "mask" / "stain" / f"c{i}.png", box=(0, 2, 0, 2))
+    data = load_data_set(tmp_path, image_size=None, random_state=0)
+    areas = dict(zip(data.defect_types, data.masks_test.sum(axis=(1, 2))))
+    assert areas == {"good": 0, "crack": 48, "stain": 4}
+
+
+def test_red_masks_beside_photographs_and_suffixes_in_any_case(tmp_path):
+    for i in range(2):
+        _photo(tmp_path / "crack" / f"d{i}.jpg", seed=i)
+        red = np.zeros((24, 32, 3), np.uint8)
+        red[4:10, 6:14, 0] = 255
+        Image.fromarray(red).save(tmp_path / "crack" / f"d{i}.png")
+    images, masks, _ = list_images_and_masks(tmp_path / "crack")
+    assert [p.name for p in images] == ["d0.jpg", "d1.jpg"] and len(masks) == 2
+    _mask(tmp_path / "labels" / "d0_MASK.png")
+    from skvqad.datasets._files import find_mask
+
+    assert find_mask(tmp_path / "labels", "d0").name == "d0_MASK.png"
+
+
+def test_layout_mistakes_are_named_before_any_training(tmp_path, capsys):
+    (tmp_path / "mvtec" / "train" / "good").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="MVTec AD layout .* leave them out"):
+        data_set_layout(tmp_path / "mvtec", mask_dir="mine")
+    _folder_tree(tmp_path / "set")
+    with pytest.raises(FileNotFoundError, match="folder not found: .*missing"):
+        training_paths(tmp_path / "set", abnormal_dir="missing")
+    for i in range(3):  # a mask folder under another name
+        _mask(tmp_path / "set" / "labels" / f"c{i}.png")
+    with pytest.warns(UserWarning, match="labels look like masks"):
+        data_set_layout(tmp_path / "set")
+    argv = ["evaluate", "--data", str(tmp_path / "set"), "--normal-split-ratio", "0",
+            "--abnormal-dir", "crack", *SMALL]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "no normal test images" in err and "--normal-split-ratio" in err
+    assert "training on" not in capsys.readouterr().out

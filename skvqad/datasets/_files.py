@@ -17,7 +17,7 @@ MASK_SUFFIXES = ("_mask", "-mask")
 _MASK_LIKE_FRACTION = 0.95
 
 
-def _image_files(folder):
+def image_files(folder):
     """Image files directly inside ``folder``, sorted (hidden files skipped)."""
     # Hidden files are skipped: macOS copies leave "._name.png" resource forks.
     return sorted(
@@ -39,9 +39,10 @@ def _mask_base(stem):
 
 
 def looks_like_mask(path):
-    """Whether a file's content is a mask: one channel (or a varying alpha)
-    with nearly every pixel at the bottom or top tenth of its range, or a
-    palette of at most 16 colours.
+    """Whether a file's content is a mask: nearly every pixel at the bottom
+    or top tenth of the range in every channel (white or red on black, 0/1
+    values) or in its alpha where that varies, or a palette of at most 16
+    colours.
 
     Used only to tell apart files that share a stem (``x.jpg`` and
     ``x.png``); unreadable files are not masks.
@@ -59,17 +60,14 @@ def looks_like_mask(path):
         alpha = array[..., -1] if array.shape[-1] in (2, 4) else None
         if alpha is not None and alpha.min() != alpha.max():
             array = alpha
-        else:
-            colour = array[..., : min(3, array.shape[-1] - (alpha is not None))]
-            spread = colour.max(axis=-1).astype(float) - colour.min(axis=-1)
-            top = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
-            if np.mean(spread > 0.1 * top) > 0.01:  # a colour photograph
-                return False
-            array = colour[..., 0]
+        else:  # every colour channel must be at an extreme (red on black too)
+            array = array[..., : min(3, array.shape[-1] - (alpha is not None))]
     top = np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1.0
     values = array.astype(np.float32) / top
-    extreme = np.mean((values <= 0.1) | (values >= 0.9))
-    return bool(extreme >= _MASK_LIKE_FRACTION)
+    extreme = (values <= 0.1) | (values >= 0.9)
+    if extreme.ndim == 3:
+        extreme = extreme.all(axis=-1)
+    return bool(np.mean(extreme) >= _MASK_LIKE_FRACTION)
 
 
 def _split_masks(files):
@@ -157,7 +155,7 @@ def list_images_and_masks(folder, *, what="images"):
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} folder not found: {folder}")
-    files = _image_files(folder)
+    files = image_files(folder)
     images, masks, left_out = _split_masks(files)
     if not images:
         only = f" (only {len(files)} mask files)" if files else ""
@@ -195,26 +193,31 @@ def warn_left_out(folder, masks):
 
 
 def find_mask(mask_dir, stem):
-    """The mask for image ``stem`` in ``mask_dir``: ``stem.*`` or ``stem_mask.*``.
+    """The mask for image ``stem`` in ``mask_dir``: ``stem.*``, ``stem_mask.*``
+    or ``stem-mask.*``.
 
-    Extensions are matched whatever their case (``.PNG``, ``.Png``, ``.bmp``),
-    as :func:`list_images` does for images; ``stem`` itself is matched
-    exactly. Raises FileNotFoundError listing a few of the files that are
-    there when none matches.
+    Extensions and the ``_mask`` suffix are matched whatever their case
+    (``.PNG``, ``x_MASK.png``), as :func:`list_images` does beside images;
+    ``stem`` itself is matched exactly first. Raises FileNotFoundError
+    listing a few of the files that are there when none matches.
     """
     mask_dir = Path(mask_dir)
     if not mask_dir.is_dir():
         raise FileNotFoundError(f"mask folder not found: {mask_dir}")
-    candidates = {
-        (p.stem, p.suffix.lower()): p
-        for p in mask_dir.iterdir()
-        if p.is_file() and not p.name.startswith(".")
-    }
-    for name in (stem, f"{stem}_mask", f"{stem}-mask"):
+    files = [
+        p for p in mask_dir.iterdir() if p.is_file() and not p.name.startswith(".")
+    ]
+    exact = {(p.stem, p.suffix.lower()): p for p in files}
+    # The suffix in any case (x_MASK.png), as beside the images.
+    suffixed = {(p.stem.lower(), p.suffix.lower()): p for p in files}
+    for ext in IMAGE_EXTENSIONS:
+        if (stem, ext) in exact:
+            return exact[(stem, ext)]
+    for suffix in MASK_SUFFIXES:
         for ext in IMAGE_EXTENSIONS:
-            if (name, ext) in candidates:
-                return candidates[(name, ext)]
-    found = sorted(p.name for p in candidates.values())
+            if (f"{stem}{suffix}".lower(), ext) in suffixed:
+                return suffixed[(f"{stem}{suffix}".lower(), ext)]
+    found = sorted(p.name for p in files)
     shown = ", ".join(found[:5])
     if len(found) > 5:
         shown += f", ... ({len(found)} files)"

@@ -79,6 +79,34 @@ def _why(path, exc):
     return _first_line(exc)
 
 
+#: EXIF orientations (tag 274) as numpy operations on (H, W[, C]) arrays,
+#: as Pillow's ``ImageOps.exif_transpose`` applies them.
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: np.swapaxes(a, 0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _orientation(path):
+    """The EXIF orientation of a file (1, upright, when it has none)."""
+    try:
+        with Image.open(path) as pil:
+            return int(pil.getexif().get(274, 1))
+    except Exception:  # noqa: BLE001 - the reader reports unreadable files
+        return 1
+
+
+def _upright(array, orientation):
+    """``array`` turned as the EXIF orientation says: as a viewer shows it."""
+    turn = _UPRIGHT.get(orientation)
+    return array if turn is None else np.ascontiguousarray(turn(array))
+
+
 def _is_cmyk(path):
     with Image.open(path) as pil:
         return pil.mode == "CMYK"
@@ -87,7 +115,8 @@ def _is_cmyk(path):
 def read_image(path, *, image_size=None, color=None, keep_aspect=False):
     """One image as float32 in [0, 1], shape (H, W) or (H, W, 3).
 
-    8- and 16-bit integers are scaled by their maximum (255, 65535), alpha
+    The file is turned upright as its EXIF orientation says (phone
+    photographs), 8- and 16-bit integers are scaled by their maximum (255, 65535), alpha
     channels are dropped (the colour is kept even where alpha is 0), palette
     images are read through their palette, and the image is resized with
     anti-aliasing when ``image_size`` is given: to exactly that shape, or,
@@ -99,6 +128,7 @@ def read_image(path, *, image_size=None, color=None, keep_aspect=False):
         image = io.imread(path)
     except Exception as exc:  # imageio raises many types for unreadable files
         raise ValueError(f"cannot read image file {path}: {_why(path, exc)}") from exc
+    image = _upright(image, _orientation(path))
     if image.ndim == 3 and image.shape[-1] == 4 and _is_cmyk(path):
         with Image.open(path) as pil:  # CMYK JPEGs: the 4th channel is K, not alpha
             image = np.asarray(pil.convert("RGB"))
@@ -165,9 +195,10 @@ def file_shape(path):
     try:
         with Image.open(path) as pil:
             width, height = pil.size
+            turned = int(pil.getexif().get(274, 1)) in (5, 6, 7, 8)
     except Exception:  # noqa: BLE001 - the reader reports unreadable files
         return None
-    return height, width
+    return (width, height) if turned else (height, width)
 
 
 def target_shape(paths, image_size, keep_aspect=True):
@@ -286,7 +317,7 @@ def read_mask(path, *, image_size=None, keep_aspect=False):
     """
     try:
         with Image.open(path) as pil:
-            mask = np.asarray(pil)
+            mask = _upright(np.asarray(pil), int(pil.getexif().get(274, 1)))
             lossy = pil.format in LOSSY_FORMATS
     except Exception as exc:
         raise ValueError(f"cannot read mask file {path}: {_why(path, exc)}") from exc

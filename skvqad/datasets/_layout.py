@@ -1,8 +1,9 @@
 """One entry point for a data set folder in either layout: MVTec AD or Folder."""
 
+import warnings
 from pathlib import Path
 
-from ._files import list_images
+from ._files import image_files, list_images, looks_like_mask
 from ._loaders import load_image_folder, load_mvtec_ad, normal_training_paths
 
 #: Folder names (lower case) found without being named, in the Folder layout.
@@ -58,6 +59,13 @@ def data_set_layout(
         return next((p for p in subdirs if p.name.lower() in names), None)
 
     normal = _sub(root, normal_dir) or find(NORMAL_NAMES)
+    if normal is None and (root / "train").is_dir():
+        raise FileNotFoundError(
+            f"{root} is in the MVTec AD layout (it has train/), but folders of the "
+            "Folder layout were named (normal_dir, abnormal_dir, mask_dir, "
+            "normal_test_dir; --normal-dir ...): leave them out to read it as "
+            "MVTec AD, or name its normal folder too."
+        )
     if normal is None:
         raise FileNotFoundError(
             f"cannot tell the layout of {root}: expected train/ and test/ (MVTec AD "
@@ -71,16 +79,35 @@ def data_set_layout(
     if abnormal_dir is None:
         taken = {p.resolve() for p in (normal, masks, normal_test) if p is not None}
         abnormal = [p for p in subdirs if p.resolve() not in taken]
+        _warn_mask_folders(abnormal)
     elif isinstance(abnormal_dir, (str, Path)):
         abnormal = [root / abnormal_dir]
     else:
         abnormal = [root / a for a in abnormal_dir]
+    for folder in [normal, masks, normal_test, *abnormal]:
+        if folder is not None and not folder.is_dir():
+            raise FileNotFoundError(f"folder not found: {folder}")
     return "folder", dict(
         normal_dir=normal,
         abnormal_dir=abnormal,
         mask_dir=masks,
         normal_test_dir=normal_test,
     )
+
+
+def _warn_mask_folders(folders):
+    """Warn about a folder taken for anomalous images whose files look like
+    masks (its first three): a mask folder of another name?"""
+    for folder in folders:
+        sample = image_files(folder)[:3]
+        if sample and all(looks_like_mask(p) for p in sample):
+            warnings.warn(
+                f"the files of {folder} look like masks, but it is read as a "
+                "folder of anomalous images; if it holds masks, name it with "
+                "mask_dir (--mask-dir).",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 def load_data_set(
@@ -175,8 +202,9 @@ def training_paths(root, *, normal_split_ratio=0.2, random_state=None, **folders
     """
     root = Path(root)
     plain = all(n is None for n in folders.values()) and root.is_dir()
-    if plain and not (root / "train").is_dir():
-        if any(p.is_file() for p in root.iterdir() if not p.name.startswith(".")):
+    if plain and not (root / "train").is_dir() and image_files(root):
+        subdirs = {p.name.lower() for p in root.iterdir() if p.is_dir()}
+        if not subdirs & set(NORMAL_NAMES):  # images, not a Folder layout
             return list_images(root, what="training"), f"{root}"
     layout, folders = data_set_layout(root, **folders)
     if layout == "mvtec":

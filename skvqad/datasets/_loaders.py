@@ -7,6 +7,7 @@ without its mask is kept for image metrics (``has_mask``), with a warning.
 
 import pickle
 import warnings
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,15 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch
 
 from ._files import find_mask, list_images, list_images_and_masks, warn_left_out
-from ._io import check_size, n_padded, read_images, read_mask, target_shape
+from ._io import (
+    check_size,
+    file_shape,
+    fitted_shape,
+    n_padded,
+    read_images,
+    read_mask,
+    target_shape,
+)
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -94,6 +103,7 @@ def _masks_for(paths, mask_file_of, size, keep_aspect, shape):
         if mask_path is None:
             continue
         defect[i] = True
+        _check_mask_aspect(mask_path, path)
         masks[i] = _mask_of_shape(mask_path, size, keep_aspect, shape)
     area = masks.mean(axis=(1, 2))
     odd = np.flatnonzero(defect & has_mask & ((area == 0) | (area > 0.5)))
@@ -119,6 +129,23 @@ def _masks_for(paths, mask_file_of, size, keep_aspect, shape):
             stacklevel=3,
         )
     return masks, has_mask
+
+
+def _check_mask_aspect(mask_path, image_path):
+    """Raise ValueError if a mask's aspect ratio is not its image's.
+
+    Such a mask cannot be laid over its image by resizing (EXIF orientations
+    included: a phone photograph stored sideways is compared upright).
+    """
+    mask_shape, image_shape = file_shape(mask_path), file_shape(image_path)
+    if None in (mask_shape, image_shape):
+        return
+    if fitted_shape(mask_shape, image_shape, True) != tuple(image_shape):
+        raise ValueError(
+            f"mask {mask_path} is {mask_shape[0]}x{mask_shape[1]} but its image "
+            f"{image_path} is {image_shape[0]}x{image_shape[1]} (as displayed): "
+            "another aspect ratio, so the mask cannot be laid over the image."
+        )
 
 
 def _mask_of_shape(mask_path, size, keep_aspect, shape):
@@ -276,6 +303,25 @@ def normal_training_paths(
     ]
 
 
+def _check_flat_masks(paths, mask_dir):
+    """Raise ValueError if images of two defect folders share a stem and
+    their masks would be looked up in one flat ``mask_dir``."""
+    folders = defaultdict(set)
+    for path in paths:
+        if not (mask_dir / path.parent.name).is_dir():
+            folders[path.stem].add(path.parent)
+    clashes = sorted(stem for stem, parents in folders.items() if len(parents) > 1)
+    if clashes:
+        where = " and ".join(str(p) for p in sorted(folders[clashes[0]])[:2])
+        raise ValueError(
+            f"anomalous images in {where} share the name '{clashes[0]}' "
+            f"({len(clashes)} name(s) in all), and the masks are looked up in "
+            f"the one folder {mask_dir}, which cannot say whose mask "
+            f"'{clashes[0]}.*' is: put each defect type's masks in "
+            f"{mask_dir}/<defect folder name>/."
+        )
+
+
 def _as_folders(abnormal_dir):
     if abnormal_dir is None:
         return []
@@ -362,6 +408,8 @@ def load_image_folder(
         raise ValueError("no test images: give abnormal_dir or normal_test_dir.")
     if mask_dir is not None and not Path(mask_dir).is_dir():
         raise FileNotFoundError(f"mask folder not found: {mask_dir}")
+    if mask_dir is not None:
+        _check_flat_masks([p for p in abnormal if p not in beside], Path(mask_dir))
     abnormal_set = set(abnormal)
 
     def mask_file_of(path):
