@@ -14,6 +14,7 @@ compare the paper's two maps: SSIM alone and SSIM x alignment map.
 # ----
 # 120 training tiles of 64x64 pixels; half of the 32 test tiles carry a
 # scratch, a hole, a stain or a pasted patch, with its exact mask.
+import matplotlib.pyplot as plt
 from sklearn.metrics import roc_auc_score
 
 from skvqad import VQVAEAnomalyDetector, plot_anomaly_maps
@@ -64,3 +65,4 @@ fig = plot_anomaly_maps(
     masks=data.masks_test[defective][:6],
     titles=list(data.defect_types[defective][:6]),
 )
+plt.show()

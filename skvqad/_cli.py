@@ -8,7 +8,6 @@ Every subcommand's parser is here; :mod:`skvqad._benchmark` runs the benchmark.
 import argparse
 import ast
 import csv
-import json
 import sys
 import time
 import warnings
@@ -20,19 +19,16 @@ from skimage import io
 
 from ._anomaly_map import detector_scores
 from ._benchmark import (
-    COLUMN_NAMES,
     CPU_MODEL,
     PROTOCOLS,
     check_test_labels,
     epochs_for_steps,
-    evaluate,
     layout_kwargs,
-    n_without_mask,
 )
 from ._benchmark import run as run_benchmark
 from ._detector import VQVAEAnomalyDetector
 from ._net import EpochProgressBar
-from ._plotting import save_evaluation_figure
+from ._report import write_report
 from .datasets import load_data_set, make_texture_defects
 from .datasets._files import list_images
 from .datasets._io import n_padded, read_images, target_shape
@@ -302,6 +298,12 @@ def _parser():
         "--model", type=Path, help="use this saved detector instead of training"
     )
     evaluate.add_argument(
+        "--out",
+        type=Path,
+        help="also save the detector it trains to this file (.joblib), for "
+        "'skvqad score'",
+    )
+    evaluate.add_argument(
         "--output-dir",
         default="skvqad-evaluate",
         type=Path,
@@ -427,7 +429,7 @@ def _demo(args):
     )
     detector = _detector_from(args, len(data.X_train), DEMO_MODEL)
     fit_seconds = _fit_timed(detector, data.X_train)
-    return _report(detector, data, args.output_dir, args.texture, fit_seconds)
+    return write_report(detector, data, args.output_dir, args.texture, fit_seconds)
 
 
 def _image_size(args):
@@ -435,10 +437,7 @@ def _image_size(args):
 
 
 def _fit(args):
-    if args.out.is_dir():  # checked before training, not after
-        raise ValueError(
-            f"--out {args.out} is a folder; give a file name such as model.joblib"
-        )
+    _check_out(args.out)
     paths, where = training_paths(args.data, **layout_kwargs(args))
     keep_aspect = not args.stretch
     size = target_shape(paths, _image_size(args), keep_aspect)
@@ -450,16 +449,27 @@ def _fit(args):
     )
     detector = _detector_from(args, len(X))
     seconds = _fit_timed(detector, X)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside, then renamed: a failed save never leaves a broken model.
-    partial = args.out.with_name(args.out.name + ".partial")
-    try:
-        joblib.dump(detector, partial)
-        partial.replace(args.out)
-    finally:
-        partial.unlink(missing_ok=True)
+    _save_model(detector, args.out)
     print(f"trained in {seconds} s on {detector.net_.device}; saved {args.out}")
     return 0
+
+
+def _check_out(path):
+    if path is not None and path.is_dir():  # checked before training, not after
+        raise ValueError(
+            f"--out {path} is a folder; give a file name such as model.joblib"
+        )
+
+
+def _save_model(detector, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside, then renamed: a failed save never leaves a broken model.
+    partial = path.with_name(path.name + ".partial")
+    try:
+        joblib.dump(detector, partial)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _load_model(path):
@@ -530,84 +540,17 @@ def _evaluate(args):
         f"\n{data.layout}\nimages {data.resize}"
     )
     if args.model is not None:
+        if args.out is not None:
+            raise ValueError("--out saves a detector it trains: not with --model.")
         detector, fit_seconds = _load_model(args.model), None
     else:
+        _check_out(args.out)
         detector = _detector_from(args, len(data.X_train))
         fit_seconds = _fit_timed(detector, data.X_train)
-    return _report(detector, data, args.output_dir, root.name, fit_seconds)
-
-
-def _report(detector, data, output_dir, name, fit_seconds):
-    """Print and write image / pixel ROC-AUC of SSIM and SSIM+AM, and a figure."""
-    report = {
-        "data": name,
-        "device": str(detector.net_.device),
-        "fit_seconds": fit_seconds,
-        "params": {k: v for k, v in detector.get_params().items() if k != "optimizer"},
-        "codebook_usage": round(detector.codebook_usage_, 3),
-        "n_train": len(data.X_train),
-        "n_test": len(data.X_test),
-        "n_test_without_mask": n_without_mask(data),
-        "image_size": list(data.X_test.shape[1:3]),
-        "layout": data.get("layout"),
-        "resize": data.get("resize"),
-        "has_masks": data.get("masks_test") is not None,
-        "results": {},
-    }
-    figures, maps = evaluate(detector, data, detailed=False)
-    for map_type, result in figures.items():
-        report["results"][map_type] = {
-            "image ROC-AUC": result["image ROC-AUC"],
-            # None (JSON null) when no anomalous test image has a mask.
-            "pixel ROC-AUC": result.get("pixel ROC-AUC (pooled)"),
-        }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    report["figure"] = str(save_evaluation_figure(detector, data, maps, output_dir))
-    (output_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
-    table = _markdown(report)
-    (output_dir / "report.md").write_text(table)
-    print(table)
-    print(
-        f"figure: {report['figure']}\nreport: {output_dir / 'report.md'} and "
-        f"{output_dir / 'report.json'}"
-    )
-    return 0
-
-
-def _markdown(report):
-    seconds = (
-        "" if report["fit_seconds"] is None else f", fit {report['fit_seconds']} s"
-    )
-    columns = list(report["results"])
-    lines = [
-        f"| {report['data']} ({report['device']}{seconds}) | "
-        + " | ".join(COLUMN_NAMES[c] for c in columns)
-        + " |",
-        "|---|" + "---|" * len(columns),
-    ]
-    for metric in ("image ROC-AUC", "pixel ROC-AUC"):
-        values = " | ".join(
-            "–" if report["results"][c][metric] is None
-            else f"{report['results'][c][metric]:.3f}"
-            for c in columns
-        )  # fmt: skip
-        lines.append(f"| {metric} | {values} |")
-    if report.get("layout"):
-        lines.append(f"\nRead: {report['layout']}.")
-    if report.get("resize"):
-        lines.append(f"\nImages {report['resize']}.")
-    if not report.get("has_masks", True):
-        lines.append("\nNo masks: image metrics only.")
-    if report["n_test_without_mask"]:
-        lines.append(
-            f"\n{report['n_test_without_mask']} anomalous test image(s) without a "
-            "mask count for the image ROC-AUC only."
-        )
-    lines.append(
-        "\ntemplate: 1 - SSIM against the mean training image, a baseline with "
-        "no learning."
-    )
-    return "\n".join(lines) + "\n"
+        if args.out is not None:
+            _save_model(detector, args.out)
+            print(f"saved the detector to {args.out}")
+    return write_report(detector, data, args.output_dir, root.name, fit_seconds)
 
 
 def main(argv=None):

@@ -7,12 +7,12 @@ does not depend on the other images it is scored with.
 
 References
 ----------
-.. [1] H. Gangloff, M.-T. Pham, L. Courtrai, S. Lefèvre, "Leveraging
+.. [Gangloff2022] H. Gangloff, M.-T. Pham, L. Courtrai, S. Lefèvre, "Leveraging
    Vector-Quantized Variational Autoencoder Inner Metrics for Anomaly
    Detection", 2022. https://hal.science/hal-03541964
-.. [2] Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality
+.. [Wang2004] Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality
    assessment: from error visibility to structural similarity", IEEE Trans.
-   Image Process. 13(4), 600-612, 2004. :DOI:`10.1109/TIP.2003.819861`
+   Image Process. 13(4), 600-612, 2004. doi:10.1109/TIP.2003.819861
 """
 
 import math
@@ -149,10 +149,10 @@ def ssim_map(
 
     ``SSIM = (2 mu_p mu_q + c1)(2 sigma_pq + c2) /
     ((mu_p^2 + mu_q^2 + c1)(sigma_p^2 + sigma_q^2 + c2))`` with
-    ``c1 = (K1 * data_range)^2`` and ``c2 = (K2 * data_range)^2`` [2]_, computed
+    ``c1 = (K1 * data_range)^2`` and ``c2 = (K2 * data_range)^2`` [Wang2004]_, computed
     in a window around every pixel, per channel, then averaged over channels
     (``channel_reduction`` chooses another reduction). The SM anomaly map of
-    [1]_ is ``1 - ssim_map(x, x_hat, data_range=1)``.
+    [Gangloff2022]_ is ``1 - ssim_map(x, x_hat, data_range=1)``.
 
     With the same settings it agrees with
     ``skimage.metrics.structural_similarity(..., full=True)`` (whose full map
@@ -170,7 +170,7 @@ def ssim_map(
         Side of the square window, in pixels; odd, >= 1.
     gaussian_weights : bool, default=True
         If True the window is a Gaussian of standard deviation ``sigma``
-        truncated to ``win_size`` pixels, as in [2]_ (scikit-image's
+        truncated to ``win_size`` pixels, as in [Wang2004]_ (scikit-image's
         ``gaussian_weights=True`` with ``win_size = 2 * int(3.5 * sigma + 0.5)
         + 1``, i.e. 11 for ``sigma=1.5``); else uniform.
     sigma : float, default=1.5
@@ -179,7 +179,7 @@ def ssim_map(
         Scale variances and covariance by ``N / (N - 1)``, ``N = win_size**2``,
         as scikit-image does by default.
     K1, K2 : float, default=0.01, 0.03
-        Stability constants of [2]_.
+        Stability constants of [Wang2004]_.
     channel_reduction : {"mean", "min", "luminance"}, default="mean"
         How the channels of colour images make one map: the mean of the
         per-channel SSIM maps (scikit-image's ``channel_axis``), their
@@ -268,7 +268,7 @@ def _luminance(images):
 
 
 def alignment_map(z_e, codebook):
-    """Alignment map AM (Eq. 6 of [1]_): squared distance to the nearest code.
+    """Alignment map AM (Eq. 6 of [Gangloff2022]_): distance to the nearest code.
 
     ``AM[i, y, x] = min_m ||z_e[i, :, y, x] - codebook[m]||^2``.
 
@@ -355,13 +355,13 @@ def ssim_am_map(
     upsampling="nearest",
     ssim_dilation_size=1,
 ):
-    """SSIM+AM anomaly map of [1]_, Section II-C and Fig. 1.
+    """SSIM+AM anomaly map of [Gangloff2022]_, Section II-C and Fig. 1.
 
     The alignment map is upsampled by ``scale_factor`` (then cropped to the
     SSIM map's top-left ``H`` by ``W``, for inputs that were padded on the
     bottom and right), grey-dilated by a flat ``dilation_size`` square, and
     multiplied with the SM anomaly map ``1 - ssim`` (itself optionally
-    grey-dilated by ``ssim_dilation_size``, as [1]_ does for UCSD Ped1).
+    grey-dilated by ``ssim_dilation_size``, as [Gangloff2022]_ does for UCSD Ped1).
 
     Parameters
     ----------

@@ -12,12 +12,12 @@ grid after ``k`` downsamplings.
 
 References
 ----------
-.. [1] H. Gangloff, M.-T. Pham, L. Courtrai, S. Lefèvre, "Leveraging
+.. [Gangloff2022] H. Gangloff, M.-T. Pham, L. Courtrai, S. Lefèvre, "Leveraging
    Vector-Quantized Variational Autoencoder Inner Metrics for Anomaly
    Detection", 2022. https://hal.science/hal-03541964
-.. [2] A. van den Oord, O. Vinyals, K. Kavukcuoglu, "Neural Discrete
+.. [Oord2017] A. van den Oord, O. Vinyals, K. Kavukcuoglu, "Neural Discrete
    Representation Learning", NeurIPS 2017. arXiv:1711.00937
-.. [3] G. Loaiza-Ganem, J. P. Cunningham, "The continuous Bernoulli: fixing a
+.. [Loaiza2019] G. Loaiza-Ganem, J. P. Cunningham, "The continuous Bernoulli: fixing a
    pervasive error in variational autoencoders", NeurIPS 2019.
    arXiv:1907.06845
 """
@@ -33,7 +33,7 @@ __all__ = ["VQVAE", "VQVAELoss", "VQVAEOutput", "vq_vae_loss_terms"]
 
 
 class _ResidualLayer(nn.Module):
-    """ReLU, conv 3x3, ReLU, conv 1x1, added to the input ([1]_, Section III-A)."""
+    """ReLU, conv 3x3, ReLU, conv 1x1, plus the input ([Gangloff2022]_, III-A)."""
 
     def __init__(self, channels):
         super().__init__()
@@ -57,12 +57,12 @@ def _down_block(in_channels, out_channels):
 
 
 class Encoder(nn.Module):
-    """Encoder of [1]_, Section III-A.
+    """Encoder of [Gangloff2022]_, Section III-A.
 
     ``n_downsampling`` convolutions (kernel 4, stride 2, padding 1), each
     followed by ReLU and batch normalisation, then ``n_residual_layers``
     residual layers, then a 1x1 convolution to ``embedding_dim`` channels
-    (the pre-quantisation projection of [2]_).
+    (the pre-quantisation projection of [Oord2017]_).
 
     Input ``(n, C, H, W)`` float32, output ``z_e`` of shape ``(n, D, h, w)``.
     """
@@ -88,13 +88,13 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Decoder of [1]_: the encoder reversed.
+    """Decoder of [Gangloff2022]_: the encoder reversed.
 
     A 1x1 convolution from ``embedding_dim`` to ``hidden_channels``, the
     residual layers, then ``n_downsampling`` transposed convolutions (kernel 4,
     stride 2, padding 1), all but the last followed by ReLU and batch
     normalisation. The last one outputs the logits of a continuous Bernoulli
-    likelihood per pixel and channel [3]_.
+    likelihood per pixel and channel [Loaiza2019]_.
 
     Input ``(n, D, h, w)`` float32, output logits ``(n, C, H, W)`` float32.
     """
@@ -148,9 +148,9 @@ def squared_distances(z_e, codebook):
 
 
 class VectorQuantizer(nn.Module):
-    """Codebook of ``M`` vectors in ``R^D`` and nearest-vector lookup (Eq. 2 of [1]_).
+    """Codebook of ``M`` vectors, nearest-vector lookup ([Gangloff2022]_, Eq. 2).
 
-    The codebook is initialised uniformly in ``[-1/M, 1/M]`` as in [2]_.
+    The codebook is initialised uniformly in ``[-1/M, 1/M]`` as in [Oord2017]_.
 
     Parameters
     ----------
@@ -160,9 +160,9 @@ class VectorQuantizer(nn.Module):
         Codebook vector dimension ``D``, >= 1.
     ema_decay : float in (0, 1) or None, default=None
         None: the codebook is a parameter trained by the alignment term of
-        the loss (Eq. 4 of [1]_). A float: the codebook is instead updated in
+        the loss (Eq. 4 of [Gangloff2022]_). A float: the codebook is instead updated in
         training mode as an exponential moving average of the encoder outputs
-        assigned to each vector ([2]_, Appendix A.1; 0.99 there), with Laplace
+        assigned to each vector ([Oord2017]_, Appendix A.1; 0.99 there), with Laplace
         smoothing of the counts, and receives no gradient.
 
     Attributes
@@ -304,7 +304,7 @@ class VQVAEOutput(NamedTuple):
         Selected codebook indices.
     alignment : torch.Tensor of shape (n, h, w), float
         Squared distance from ``z_e`` to its nearest codebook vector: the
-        alignment map of Eq. 6 of [1]_, a by-product of the quantisation.
+        alignment map of Eq. 6 of [Gangloff2022]_, a by-product of the quantisation.
     """
 
     logits: torch.Tensor
@@ -317,9 +317,10 @@ class VQVAEOutput(NamedTuple):
 class VQVAE(nn.Module):
     """Vector-quantised variational autoencoder of Gangloff et al. (2022).
 
-    The architecture of [1]_, Section III-A, after [2]_: an :class:`Encoder`, a
-    :class:`VectorQuantizer` and a :class:`Decoder` whose output parametrises
-    a continuous Bernoulli distribution per pixel and channel [3]_.
+    The architecture of [Gangloff2022]_, Section III-A, after [Oord2017]_:
+    an :class:`Encoder`, a :class:`VectorQuantizer` and a :class:`Decoder`
+    whose output parametrises a continuous Bernoulli distribution per pixel
+    and channel [Loaiza2019]_.
 
     Parameters
     ----------
@@ -408,7 +409,7 @@ float32
         -------
         VQVAEOutput
             ``(logits, z_e, z_q, indices, alignment)``. The decoder sees the
-            straight-through estimate ``z_e + sg[z_q - z_e]`` [2]_, so the
+            straight-through estimate ``z_e + sg[z_q - z_e]`` [Oord2017]_, so the
             reconstruction gradient reaches the encoder unchanged.
         """
         z_e = self.encoder(x)
@@ -418,7 +419,7 @@ float32
 
 
 def vq_vae_loss_terms(logits, x, z_e, z_q):
-    """The three terms of the VQ-VAE loss (Eq. 4 of [1]_), averaged over the batch.
+    """The three terms of the VQ-VAE loss (Eq. 4 of [Gangloff2022]_), batch averages.
 
     Each term is summed over the pixels (or latent positions and dimensions)
     of one image, then averaged over the ``n`` images of the batch.
@@ -437,7 +438,7 @@ def vq_vae_loss_terms(logits, x, z_e, z_q):
     Returns
     -------
     nll : torch.Tensor, scalar
-        ``-log p(x | z)`` under the continuous Bernoulli of ``logits`` [3]_,
+        ``-log p(x | z)`` under the continuous Bernoulli of ``logits`` [Loaiza2019]_,
         computed stably for every logit
         (:func:`skvqad._continuous_bernoulli.cb_log_prob`), its log-normaliser
         taken at logits clipped to about +-15.9 as torch's
@@ -459,12 +460,12 @@ def vq_vae_loss_terms(logits, x, z_e, z_q):
 
 
 class VQVAELoss(nn.Module):
-    """VQ-VAE loss of Eq. 4 in [1]_: ``nll + alignment + beta * commitment``.
+    """VQ-VAE loss of Eq. 4 in [Gangloff2022]_: ``nll + alignment + beta * commitment``.
 
     Parameters
     ----------
     beta : float, default=0.25
-        Weight of the commitment term, in ``[0, inf)``; 0.25 as in [2]_.
+        Weight of the commitment term, in ``[0, inf)``; 0.25 as in [Oord2017]_.
 
     See Also
     --------

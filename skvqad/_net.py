@@ -1,6 +1,7 @@
 """skorch net that trains a :class:`~skvqad.VQVAE` without targets."""
 
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -384,11 +385,20 @@ class EpochProgressBar(Callback):
     where skorch's per-epoch table and per-batch :class:`~skorch.callbacks.
     ProgressBar` print a line or a bar per epoch. Shows the epochs done, the
     time left, and the last epoch's ``train_loss`` and ``perplexity``, on
-    standard error.
+    standard error (redrawn at most every 30 s when that is not a terminal).
     """
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        self.bar_ = tqdm(total=int(net.max_epochs), unit="epoch", leave=True)
+        # Written to a file or a pipe (a log), the bar is redrawn at most
+        # every 30 s in plain characters, not many times a second.
+        terminal = sys.stderr.isatty()
+        self.bar_ = tqdm(
+            total=int(net.max_epochs),
+            unit="epoch",
+            leave=True,
+            mininterval=0.1 if terminal else 30,
+            ascii=not terminal,
+        )
 
     def on_epoch_end(self, net, **kwargs):
         last = net.history[-1]

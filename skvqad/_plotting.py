@@ -108,6 +108,9 @@ def plot_anomaly_maps(
     for ax in axes.ravel():
         ax.set_axis_off()
     labels = ["input", "map on reconstruction", "segmentation"]
+    if threshold is not None:
+        labels[2] = f"map > {threshold:.3g}"
+        _legend(fig, masks is not None)
     for row in range(n_rows):
         axes[row, 0].text(
             -0.08,
@@ -119,11 +122,34 @@ def plot_anomaly_maps(
             transform=axes[row, 0].transAxes,
             fontsize=8,
         )
-    fig.colorbar(
-        overlay, ax=axes[1, :].tolist(), shrink=0.8, extend="both",
-        label="anomaly (arrows: values clipped)",
-    )  # fmt: skip
+    bar = fig.colorbar(overlay, ax=axes[1, :].tolist(), shrink=0.9, extend="both")
+    bar.set_label("anomaly, unitless\n(arrows: values clipped)", fontsize=7)
     return fig
+
+
+def segmentation_threshold(detector, X_train):
+    """The figures' pixel threshold: the 99.5th percentile of the pixels of
+    the anomaly maps of (up to 64) training images, so about 0.5 % of the
+    pixels of normal images are segmented."""
+    return float(np.percentile(detector.anomaly_map(X_train[:64]), 99.5))
+
+
+def _legend(fig, with_masks):
+    """The segmentation row's key: red prediction, white ground truth."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color="red", alpha=0.6, label="predicted anomalous")]
+    if with_masks:
+        handles.append(Line2D([], [], color="w", label="ground truth outline"))
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncols=len(handles),
+        fontsize=7,
+        facecolor="0.5",
+        frameon=True,
+    )
 
 
 def _show(ax, image):
@@ -174,7 +200,7 @@ def save_evaluation_figure(detector, data, maps, output_dir):
         np.flatnonzero(types == k)[:2] for k in dict.fromkeys(types) if k != "good"
     ]
     picks = np.concatenate(picks)[:10]
-    threshold = float(np.percentile(detector.anomaly_map(data.X_train[:64]), 99.5))
+    threshold = segmentation_threshold(detector, data.X_train)
     fig = plot_anomaly_maps(
         data.X_test[picks],
         maps[picks],

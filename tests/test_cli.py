@@ -271,3 +271,56 @@ def test_evaluate_without_any_mask_writes_null_pixel_figures(tmp_path, capsys):
     report = json.loads(text)
     assert report["results"]["ssim+am"]["pixel ROC-AUC"] is None
     assert "| pixel ROC-AUC | – |" in (out / "report.md").read_text()
+
+
+def test_evaluate_report_has_settings_threshold_scores_and_saves_the_model(
+    tmp_path, capsys
+):
+    _tree(tmp_path / "widget")
+    out, model = tmp_path / "eval", tmp_path / "trained.joblib"
+    argv = ["evaluate", "--data", str(tmp_path / "widget"), "--image-size", "16",
+            "--output-dir", str(out), "--out", str(model), *SMALL]  # fmt: skip
+    assert main(argv) == 0
+    assert (
+        model.is_file() and f"saved the detector to {model}" in capsys.readouterr().out
+    )
+    text = (out / "report.md").read_text()
+    assert "Settings: n_downsampling=" in text and "max_epochs=2" in text
+    assert "Threshold: an image is predicted anomalous when" in text
+    report = json.loads((out / "report.json").read_text())
+    detector = joblib.load(model)
+    assert report["offset"] == pytest.approx(detector.offset_)
+    assert len(report["images"]) == report["n_test"] == 4
+    assert [r["kind"] for r in report["images"]] == ["dent", "dent", "good", "good"]
+    rows = [line for line in text.splitlines() if line.startswith("| 00")]
+    assert len(rows) == 4 and rows[0].startswith("| 000.png | dent |")
+    # Two epochs: the loss is still falling, and the report says so.
+    assert "**Warning**: the training loss still fell" in text
+    scored = tmp_path / "scores"
+    images = str(tmp_path / "widget/test/dent")
+    score = ["score", "--model", str(model), "--images", images, "--output-dir"]
+    assert main([*score, str(scored)]) == 0
+    with_model = [*argv[: -len(SMALL)], "--model", str(model)]
+    assert main(with_model) == 1
+    assert "not with --model" in capsys.readouterr().err
+
+
+def test_convergence_warning_reads_the_loss_curve():
+    from skvqad._report import convergence_warning
+
+    flat = [{"train_loss": 1.0 + 0.001 * (i % 2)} for i in range(40)]
+    assert convergence_warning(flat) is None
+    falling = [{"train_loss": 100.0 - 2 * i} for i in range(40)]
+    assert "fell by" in convergence_warning(falling)
+    assert convergence_warning([{"train_loss": 1.0}]) is None
+
+
+def test_progress_bar_in_a_log_file_is_redrawn_rarely():
+    from types import SimpleNamespace
+
+    from skvqad._net import EpochProgressBar
+
+    bar = EpochProgressBar()
+    bar.on_train_begin(SimpleNamespace(max_epochs=3))  # stderr is captured here
+    assert bar.bar_.mininterval == 30 and bar.bar_.ascii
+    bar.on_train_end(None)

@@ -154,7 +154,7 @@ def aupro(masks, maps, *, fpr_limit=0.3):
     References
     ----------
     P. Bergmann, K. Batzner, M. Fauser, D. Sattlegger, C. Steger, "The MVTec
-    Anomaly Detection Dataset", IJCV 129, 2021. :DOI:`10.1007/s11263-020-01400-4`
+    Anomaly Detection Dataset", IJCV 129, 2021. doi:10.1007/s11263-020-01400-4
     """
     if not 0 < fpr_limit <= 1:
         raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}.")
