@@ -449,6 +449,7 @@ def run(args):
     out.mkdir(parents=True, exist_ok=True)
     report = {"dataset": args.dataset, "quick": args.quick,
               "image_size": _image_size(args), "max_epochs": epochs,
+              "keep_aspect": not args.stretch,
               "steps": None if epochs else protocol["quick_steps"],
               "model": model, "settings": settings, "results": {}}  # fmt: skip
     for name, load in _runs(args):
@@ -544,6 +545,15 @@ def _budget(report):
     return f"{report['max_epochs']} epoch(s)"
 
 
+def _size_words(report):
+    size = report["image_size"]
+    if not size:
+        return "file-size images"
+    if report.get("keep_aspect") and report["dataset"] in ("mvtec", "folder"):
+        return f"short side {size} px (aspect ratio kept)"
+    return f"{size} x {size} px"
+
+
 def markdown(report):
     """The paper's table layout, with the template baseline and the AM beside.
 
@@ -559,7 +569,7 @@ def markdown(report):
         metrics.insert(0, "pixel ROC-AUC (pooled)")
     settings = {**report.get("model", {}), **report.get("settings", {})}
     lines = [
-        f"{report['dataset']}, {what}, {report['image_size'] or 'file-size'} px, "
+        f"{report['dataset']}, {what}, {_size_words(report)}, "
         f"{_budget(report)}, on {report.get('device', '?')}",
         "",
         "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()),

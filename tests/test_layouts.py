@@ -227,7 +227,7 @@ def test_benchmark_folder_takes_the_folder_layout_without_masks(tmp_path):
     assert 0 <= result["ssim+am"]["image ROC-AUC"] <= 1
     text = (out / "benchmark.md").read_text()
     assert "no masks, so no pixel metrics" in text
-    assert "aspect ratio kept" in text
+    assert "short side 16 px (aspect ratio kept)" in text.splitlines()[0]
 
 
 def test_folder_options_are_refused_where_they_do_not_apply(tmp_path, capsys):
