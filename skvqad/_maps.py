@@ -124,10 +124,12 @@ def gaussian_filter(maps, sigma, truncate=4.0):
     radius = min(int(truncate * float(sigma) + 0.5), 2 * max(maps.shape[-2:]))
     window = _window_1d(2 * radius + 1, True, float(sigma), maps.dtype, maps.device)
     # Convolutions without a fast kernel (float64 on the CPU) unfold each
-    # padded map times the window's length: batches bound that buffer.
+    # padded map times the window's length: batches bound that buffer. Fast
+    # kernels (float32) need only the padded maps: fewer, larger batches.
     height, width = maps.shape[-2:]
-    unfolded = (height + 2 * radius) * (width + 2 * radius) * window.numel()
-    step = max(1, _UNFOLD_ELEMENTS // unfolded)
+    slow = maps.dtype == torch.float64 and maps.device.type == "cpu"
+    padded = (height + 2 * radius) * (width + 2 * radius)
+    step = max(1, _UNFOLD_ELEMENTS // (padded * (window.numel() if slow else 4)))
     chunks = [_filter(c.unsqueeze(1), window).squeeze(1) for c in maps.split(step)]
     return torch.cat(chunks)
 

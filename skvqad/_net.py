@@ -2,6 +2,7 @@
 
 import math
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -385,35 +386,44 @@ class EpochProgressBar(Callback):
     where skorch's per-epoch table and per-batch :class:`~skorch.callbacks.
     ProgressBar` print a line or a bar per epoch. Shows the epochs done, the
     time left, and the last epoch's ``train_loss`` and ``perplexity``, on
-    standard error (redrawn at most every 30 s when that is not a terminal).
+    standard error; when that is not a terminal (a log file), one plain line
+    per tenth of the epochs instead.
     """
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        # Written to a file or a pipe (a log), the bar is redrawn at most
-        # every 30 s in plain characters, not many times a second.
-        terminal = sys.stderr.isatty()
-        self.bar_ = tqdm(
-            total=int(net.max_epochs),
-            unit="epoch",
-            leave=True,
-            mininterval=0.1 if terminal else 30,
-            ascii=not terminal,
+        # Written to a file or a pipe (a log), a bar's redraws pile up on one
+        # line: there, one plain line per tenth of the training instead.
+        self.total_ = int(net.max_epochs)
+        self.start_ = time.monotonic()
+        self.bar_ = (
+            tqdm(total=self.total_, unit="epoch", leave=True)
+            if sys.stderr.isatty()
+            else None
         )
 
     def on_epoch_end(self, net, **kwargs):
         last = net.history[-1]
-        self.bar_.set_postfix(
-            train_loss=f"{last['train_loss']:.4g}",
-            perplexity=f"{last.get('perplexity', float('nan')):.1f}",
-            refresh=False,
-        )
-        self.bar_.update(1)
+        loss = f"{last['train_loss']:.4g}"
+        perplexity = f"{last.get('perplexity', float('nan')):.1f}"
+        if self.bar_ is not None:
+            self.bar_.set_postfix(train_loss=loss, perplexity=perplexity, refresh=False)
+            self.bar_.update(1)
+            return
+        epoch, step = len(net.history), max(1, self.total_ // 10)
+        if epoch % step == 0 or epoch == self.total_:
+            print(
+                f"epoch {epoch}/{self.total_}, {time.monotonic() - self.start_:.0f} s, "
+                f"train_loss={loss}, perplexity={perplexity}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def on_train_end(self, net, **kwargs):
         # The bar holds the standard error stream: drop it, so that the
         # fitted detector (which keeps its callbacks) can be pickled.
-        self.bar_.close()
-        del self.bar_
+        if getattr(self, "bar_", None) is not None:
+            self.bar_.close()
+        self.bar_ = None
 
     def __getstate__(self):  # interrupted trainings keep the bar: never pickle it
         state = self.__dict__.copy()

@@ -16,6 +16,7 @@ def plot_anomaly_maps(
     alpha=0.5,
     cmap="jet",
     vmax=None,
+    colorbar_label="anomaly, unitless",
 ):
     """Plot images, anomaly maps over reconstructions, and segmentations.
 
@@ -50,6 +51,10 @@ def plot_anomaly_maps(
     vmax : float, optional
         Top of the colour scale, in map units; by default the 99th percentile
         of ``maps``, so that one extreme defect does not wash out the others.
+    colorbar_label : str, default="anomaly, unitless"
+        The colour bar's label: the maps' unit ("training s.d." for maps
+        standardised by ``map_normalization="per_pixel"``); the bar also
+        says that its arrows mark clipped values.
 
     Returns
     -------
@@ -123,7 +128,7 @@ def plot_anomaly_maps(
             fontsize=8,
         )
     bar = fig.colorbar(overlay, ax=axes[1, :].tolist(), shrink=0.9, extend="both")
-    bar.set_label("anomaly, unitless\n(arrows: values clipped)", fontsize=7)
+    bar.set_label(f"{colorbar_label}\n(arrows: values clipped)", fontsize=7)
     return fig
 
 
@@ -208,6 +213,11 @@ def save_evaluation_figure(detector, data, maps, output_dir):
         masks=None if data.get("masks_test") is None else data.masks_test[picks],
         threshold=threshold,
         titles=list(types[picks]),
+        colorbar_label=(
+            "anomaly, training s.d."
+            if getattr(detector, "map_normalization", None) == "per_pixel"
+            else "anomaly, unitless"
+        ),
     )
     path = output_dir / "anomaly_maps.png"
     fig.savefig(path, dpi=120)

@@ -37,9 +37,23 @@ def convergence_warning(history, tail=0.1, tolerance=0.02):
         return None
     return (
         f"the training loss still fell by {fall:.0%} over the last "
-        f"{width} of {len(losses)} epochs: the network is probably undertrained "
-        "and its maps near chance; train longer (--steps, --max-epochs)."
+        f"{width} of {len(losses)} epochs: the network had not converged, and "
+        "longer training (--steps, --max-epochs) may give better maps."
     )
+
+
+def _confusion(images):
+    """How many normal and anomalous test images are predicted anomalous."""
+    count = {}
+    for row in images:
+        key = "anomalous" if row["anomalous"] else "normal"
+        flagged, total = count.get(key, (0, 0))
+        count[key] = (flagged + (row["predicted"] == "anomalous"), total + 1)
+    parts = [
+        f"{flagged} of {total} {key} test images"
+        for key, (flagged, total) in sorted(count.items(), reverse=True)
+    ]
+    return f"Predicted anomalous: {' and '.join(parts)}."
 
 
 def write_report(detector, data, output_dir, name, fit_seconds):
@@ -76,7 +90,8 @@ def write_report(detector, data, output_dir, name, fit_seconds):
     kinds = data.get("defect_types", np.where(data.y_test == 1, "anomalous", "good"))
     report["images"] = [
         {"image": Path(names[i]).name if names is not None else str(i),
-         "kind": str(kinds[i]), "anomaly_score": float(-normality[i]),
+         "kind": str(kinds[i]), "anomalous": bool(data.y_test[i]),
+         "anomaly_score": float(-normality[i]),
          "predicted": "anomalous" if normality[i] < detector.offset_ else "normal"}
         for i in range(len(normality))
     ]  # fmt: skip
@@ -138,12 +153,16 @@ def markdown(report):
         f"usage {report['codebook_usage']:.0%}.",
         "\nThreshold: an image is predicted anomalous when its anomaly score "
         f"(-score_samples) is above {-report['offset']:.4g} (-offset_, set by "
-        f"contamination={params.get('contamination')!r} on the training images).",
+        f"contamination={params.get('contamination')!r} on the training images). "
+        f"{_confusion(report['images'])} The training images' scores are "
+        "optimistic (the network has seen them), so normal images can score "
+        "above them: skvqad.fit_threshold on held-out normal images sets a "
+        "threshold with a stated false-positive rate.",
         "\nFigure: red marks the pixels whose map is above "
         f"{report['segmentation_threshold']:.3g}, the 99.5th percentile of the "
         "training maps' pixels, so about 0.5 % of a normal image's pixels are red "
-        "by design (often on its busiest structure, such as mortar lines); white "
-        "outlines the true defect.",
+        "by design (often on the image's busiest structure); white outlines the "
+        "true defect.",
     ]
     if report.get("images"):
         lines += [

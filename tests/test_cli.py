@@ -315,12 +315,20 @@ def test_convergence_warning_reads_the_loss_curve():
     assert convergence_warning([{"train_loss": 1.0}]) is None
 
 
-def test_progress_bar_in_a_log_file_is_redrawn_rarely():
+def test_progress_in_a_log_file_is_one_plain_line_per_tenth(capsys):
     from types import SimpleNamespace
 
     from skvqad._net import EpochProgressBar
 
-    bar = EpochProgressBar()
-    bar.on_train_begin(SimpleNamespace(max_epochs=3))  # stderr is captured here
-    assert bar.bar_.mininterval == 30 and bar.bar_.ascii
-    bar.on_train_end(None)
+    progress = EpochProgressBar()
+    history = []
+    net = SimpleNamespace(max_epochs=20, history=history)
+    progress.on_train_begin(net)  # stderr is captured here: not a terminal
+    assert progress.bar_ is None
+    for epoch in range(20):
+        history.append({"train_loss": 1.0 / (epoch + 1), "perplexity": 5.0})
+        progress.on_epoch_end(net)
+    progress.on_train_end(net)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10 and "\r" not in "".join(lines)
+    assert lines[-1].startswith("epoch 20/20, ") and "perplexity=5.0" in lines[-1]

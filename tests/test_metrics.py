@@ -116,3 +116,33 @@ def test_streaming_memory_is_flat():
     # 200 more updates of 32k pixels each: retained memory does not grow.
     assert current < 64 * 1024
     assert metric.counts_.sum() == 202 * masks.size  # every pixel counted
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sort_based_metrics_equal_scikit_learn(seed):
+    from sklearn.metrics import precision_recall_curve, roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    masks = rng.random((5, 16, 16)) < [0.02, 0.1, 0.3, 0.0, 0.5][seed % 5]
+    masks[0, 0, 0] = True
+    maps = rng.standard_normal((5, 16, 16)).astype(np.float32) + masks
+    maps = np.round(maps, 1)  # many ties
+    expected = roc_auc_score(masks.ravel(), maps.ravel())
+    assert pixel_roc_auc(masks, maps) == pytest.approx(expected, abs=1e-12)
+    precision, recall, thresholds = precision_recall_curve(masks.ravel(), maps.ravel())
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-300)
+    best = int(np.argmax(f1[:-1]))
+    value, threshold = f1_max(masks, maps, return_threshold=True)
+    assert value == pytest.approx(f1[best], abs=1e-12)
+    assert threshold == thresholds[best]
+
+
+def test_per_image_pixel_roc_auc_equals_scikit_learn_image_by_image():
+    rng = np.random.default_rng(0)
+    masks = rng.random((4, 12, 10)) < 0.2
+    masks[3] = False  # no defect: left out of the average
+    maps = np.round(rng.standard_normal((4, 12, 10)) + masks, 1)  # ties
+    expected = np.mean([roc_auc_score(m.ravel(), s.ravel())
+                        for m, s in zip(masks[:3], maps[:3])])  # fmt: skip
+    got = pixel_roc_auc(masks, maps, average="per_image")
+    assert got == pytest.approx(expected, abs=1e-12)

@@ -1,14 +1,17 @@
 """Image- and pixel-level anomaly detection metrics."""
 
 import numpy as np
+import torch
 from skimage.measure import label as connected_components
-from sklearn.metrics import precision_recall_curve, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
 __all__ = ["PixelROCAUC", "aupro", "f1_max", "image_roc_auc", "pixel_roc_auc"]
 
 
 def _binary(y, name):
     y = np.asarray(y)
+    if y.dtype == bool:
+        return y
     if y.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be numeric or boolean, got dtype {y.dtype}.")
     if y.dtype.kind == "f" and not np.isfinite(y).all():
@@ -19,7 +22,9 @@ def _binary(y, name):
 
 
 def _scores(s, name):
-    s = np.asarray(s, dtype=np.float64)
+    s = np.asarray(s)
+    if s.dtype not in (np.float32, np.float64):  # float32 ranks as it is
+        s = s.astype(np.float64)
     if not np.isfinite(s).all():
         raise ValueError(f"{name} contains NaN or infinity.")
     return s
@@ -42,6 +47,51 @@ def _both_classes(y, what, unit):
         raise ValueError(
             f"{what} needs both normal and anomalous {unit}; got only {present} ones."
         )
+
+
+def _sorted_groups(y, s):
+    """Scores sorted ascending in tie groups: (group values, group sizes,
+    anomalous count per group), as torch tensors (a sort, no Python loop)."""
+    values, order = torch.sort(torch.from_numpy(np.ascontiguousarray(s)))
+    labels = torch.from_numpy(np.ascontiguousarray(y))[order]
+    groups, sizes = torch.unique_consecutive(values, return_counts=True)
+    ends = sizes.cumsum(0)
+    positives = labels.cumsum(0, dtype=torch.int64)[ends - 1]
+    per_group = torch.diff(positives, prepend=positives.new_zeros(1))
+    return groups, sizes, per_group
+
+
+def _roc_auc(y, s):
+    """Exact ROC-AUC from average ranks (Mann-Whitney U), ties counted as
+    half: :func:`sklearn.metrics.roc_auc_score`'s value from one sort."""
+    _, sizes, per_group = _sorted_groups(y, s)
+    ends = sizes.cumsum(0)
+    average_rank = (2 * ends - sizes + 1).double() / 2
+    n_pos = int(per_group.sum())
+    n_neg = y.size - n_pos
+    rank_sum = float((per_group.double() * average_rank).sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def _roc_auc_rows(y, s):
+    """Exact ROC-AUC of every row of ``y`` (n, m) bool against ``s`` (n, m),
+    from one batched sort: average ranks within each row's tie groups."""
+    n, m = s.shape
+    values, order = torch.sort(torch.from_numpy(np.ascontiguousarray(s)), dim=1)
+    labels = torch.from_numpy(np.ascontiguousarray(y)).gather(1, order)
+    new = torch.ones_like(values, dtype=torch.bool)
+    new[:, 1:] = values[:, 1:] != values[:, :-1]
+    group = (new.cumsum(1) - 1 + torch.arange(n).unsqueeze(1) * m).ravel()
+    rank = torch.arange(1, m + 1, dtype=torch.float64).repeat(n)
+    first = torch.full((n * m,), np.inf, dtype=torch.float64)
+    last = torch.zeros(n * m, dtype=torch.float64)
+    first = first.scatter_reduce(0, group, rank, "amin")
+    last = last.scatter_reduce(0, group, rank, "amax")
+    average = ((first + last) / 2)[group].view(n, m)
+    n_pos = labels.sum(1).double()
+    rank_sum = (average * labels).sum(1)
+    auc = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * (m - n_pos))
+    return auc.numpy()
 
 
 def image_roc_auc(y_true, scores, *, greater_is_anomalous=True):
@@ -109,15 +159,16 @@ def pixel_roc_auc(masks, maps, *, average="pooled"):
     masks, maps = _check_pair(masks, maps)
     if average == "pooled":
         _both_classes(masks, "pixel ROC-AUC", "pixels")
-        return float(roc_auc_score(masks.ravel(), maps.ravel()))
+        return float(_roc_auc(masks.ravel(), maps.ravel()))
     if average == "per_image":
         both = [i for i, m in enumerate(masks) if m.any() and not m.all()]
         if not both:
             raise ValueError(
                 "per-image pixel ROC-AUC needs an image with both classes."
             )
+        flat = (len(both), -1)
         return float(
-            np.mean([roc_auc_score(masks[i].ravel(), maps[i].ravel()) for i in both])
+            np.mean(_roc_auc_rows(masks[both].reshape(flat), maps[both].reshape(flat)))
         )
     raise ValueError(f"average must be 'pooled' or 'per_image', got {average!r}.")
 
@@ -212,14 +263,15 @@ def f1_max(y_true, scores, *, return_threshold=False):
     if y.shape != s.shape:
         raise ValueError(f"y_true has {y.size} entries but scores {s.size}.")
     _both_classes(y, "F1-max", "samples")
-    precision, recall, thresholds = precision_recall_curve(y, s)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, np.finfo(float).tiny)
-    best = int(np.argmax(f1[:-1]))  # the last point has no threshold
-    return (
-        (float(f1[best]), float(thresholds[best]))
-        if return_threshold
-        else float(f1[best])
-    )
+    # Thresholds from the highest score down: flagged = scores >= threshold.
+    groups, sizes, per_group = (t.flip(0) for t in _sorted_groups(y, s))
+    flagged = sizes.cumsum(0).double()
+    true_positives = per_group.cumsum(0).double()
+    f1 = 2 * true_positives / (flagged + float(per_group.sum()))
+    # The lowest threshold of equal F1s, as sklearn's precision-recall curve.
+    best = len(f1) - 1 - int(torch.argmax(f1.flip(0)))
+    f1_best = float(f1[best])
+    return (f1_best, float(groups[best])) if return_threshold else f1_best
 
 
 class PixelROCAUC:
