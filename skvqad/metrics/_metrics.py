@@ -220,8 +220,11 @@ def aupro(masks, maps, *, fpr_limit=0.3):
     # Each pixel of region r adds 1 / (R * size_r) to the PRO when it turns on.
     weight = np.where(regions > 0, 1.0 / (n_regions * sizes[regions]), 0.0)
     normal = (regions == 0).astype(np.float64)
-    order = np.argsort(-maps.ravel(), kind="stable")
-    scores = maps.ravel()[order]
+    # Highest first (one torch sort: several times numpy's argsort here).
+    values, order = torch.sort(
+        torch.from_numpy(np.ascontiguousarray(maps.ravel())), descending=True
+    )
+    scores, order = values.numpy(), order.numpy()
     pro = np.cumsum(weight[order])
     fpr = np.cumsum(normal[order]) / normal.sum()
     last = np.r_[scores[1:] != scores[:-1], True]  # one point per distinct value
