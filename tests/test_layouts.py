@@ -317,3 +317,13 @@ def test_layout_mistakes_are_named_before_any_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no normal test images" in err and "--normal-split-ratio" in err
     assert "training on" not in capsys.readouterr().out
+
+
+def test_images_in_sub_folders_and_capitalised_mvtec_folders_are_named(tmp_path):
+    _folder_tree(tmp_path / "set")
+    _photo(tmp_path / "set" / "good" / "more" / "m0.jpg")
+    with pytest.warns(UserWarning, match=r"sub-folder\(s\) holding images \(more\)"):
+        assert len(list_images(tmp_path / "set" / "good")) == 10
+    (tmp_path / "caps" / "Train" / "good").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="not named train/ in lower case"):
+        data_set_layout(tmp_path / "caps")

@@ -156,6 +156,7 @@ def list_images_and_masks(folder, *, what="images"):
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} folder not found: {folder}")
     files = image_files(folder)
+    _warn_nested(folder)
     images, masks, left_out = _split_masks(files)
     if not images:
         only = f" (only {len(files)} mask files)" if files else ""
@@ -164,6 +165,23 @@ def list_images_and_masks(folder, *, what="images"):
             f"{folder}{only}"
         )
     return images, masks, left_out
+
+
+def _warn_nested(folder):
+    """Warn that images in sub-folders of ``folder`` are not read."""
+    nested = [
+        p.name
+        for p in sorted(folder.iterdir())
+        if p.is_dir() and not p.name.startswith((".", "__")) and image_files(p)
+    ]
+    if nested:
+        warnings.warn(
+            f"{folder} has sub-folder(s) holding images ({', '.join(nested[:3])}"
+            f"{', ...' if len(nested) > 3 else ''}): they are not read, only the "
+            "image files directly inside it.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def list_images(folder, *, what="images"):

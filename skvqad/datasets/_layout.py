@@ -66,6 +66,12 @@ def data_set_layout(
             "normal_test_dir; --normal-dir ...): leave them out to read it as "
             "MVTec AD, or name its normal folder too."
         )
+    if normal is None and any(p.name.lower() == "train" for p in subdirs):
+        raise FileNotFoundError(
+            f"cannot tell the layout of {root}: its training folder is not named "
+            "train/ in lower case, as the MVTec AD layout needs (train/good, test/, "
+            "ground_truth/): rename it, or use the Folder layout's options."
+        )
     if normal is None:
         raise FileNotFoundError(
             f"cannot tell the layout of {root}: expected train/ and test/ (MVTec AD "
