@@ -28,7 +28,8 @@ from .datasets import (
     load_ucsd_ped,
 )
 from .datasets._loaders import CIFAR10_CLASSES
-from .metrics import aupro, f1_max, image_roc_auc, pixel_roc_auc
+from .metrics import image_roc_auc, pixel_roc_auc
+from .metrics._metrics import pooled_pixel_metrics
 
 #: Table I of Gangloff et al. (2022): MVTec AD pixel ROC-AUC, (SSIM, SSIM+AM).
 PAPER_MVTEC = {
@@ -244,15 +245,18 @@ def evaluate(detector, data, dataset=None, *, detailed=True):
         result["image ROC-AUC"] = result[f"image ROC-AUC ({detector.score_pooling})"]
         if _has_pixel_truth(data, dataset, pixel_keep):
             masks, maps = data.masks_test[pixel_keep], all_maps[column][pixel_keep]
-            result["pixel ROC-AUC (pooled)"] = pixel_roc_auc(masks, maps)
-            if detailed:
+            if detailed:  # one sort of the pixels for the three pooled metrics
+                pooled = pooled_pixel_metrics(masks, maps, fpr_limit=0.3)
                 result |= {
+                    "pixel ROC-AUC (pooled)": pooled["ROC-AUC"],
                     "pixel ROC-AUC (per image)": pixel_roc_auc(
                         masks, maps, average="per_image"
                     ),
-                    "AUPRO@0.3": aupro(masks, maps),
-                    "pixel F1-max": f1_max(masks, maps),
+                    "AUPRO@0.3": pooled["AUPRO"],
+                    "pixel F1-max": pooled["F1-max"],
                 }
+            else:
+                result["pixel ROC-AUC (pooled)"] = pixel_roc_auc(masks, maps)
         figures[column] = result
     return figures, all_maps["ssim+am"]
 

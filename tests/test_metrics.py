@@ -146,3 +146,24 @@ def test_per_image_pixel_roc_auc_equals_scikit_learn_image_by_image():
                         for m, s in zip(masks[:3], maps[:3])])  # fmt: skip
     got = pixel_roc_auc(masks, maps, average="per_image")
     assert got == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pooled_pixel_metrics_from_one_sort_equal_each_metric(seed):
+    from sklearn.metrics import precision_recall_curve
+
+    from skvqad.metrics._metrics import pooled_pixel_metrics
+
+    rng = np.random.default_rng(seed)
+    masks = rng.random((4, 20, 20)) < 0.15
+    maps = np.round(rng.standard_normal((4, 20, 20)) + 1.5 * masks, 1)  # ties
+    got = pooled_pixel_metrics(masks, maps, fpr_limit=0.3)
+    expected = roc_auc_score(masks.ravel(), maps.ravel())
+    assert got["ROC-AUC"] == pytest.approx(expected, abs=1e-12)
+    precision, recall, thresholds = precision_recall_curve(masks.ravel(), maps.ravel())
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-300)
+    best = int(np.argmax(f1[:-1]))
+    assert got["F1-max"] == pytest.approx(f1[best], abs=1e-12)
+    assert got["F1-max threshold"] == thresholds[best]
+    assert got["AUPRO"] == aupro(masks, maps, fpr_limit=0.3)
+    assert 0 < got["AUPRO"] < 1
