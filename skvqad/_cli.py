@@ -31,7 +31,7 @@ from ._net import EpochProgressBar
 from ._report import write_report
 from .datasets import load_data_set, make_texture_defects
 from .datasets._files import list_images
-from .datasets._io import n_padded, read_images, target_shape
+from .datasets._io import file_shape, n_padded, read_images, target_shape
 from .datasets._layout import training_paths
 
 #: Defaults of ``fit`` and ``evaluate``: the one CPU preset, that of
@@ -440,9 +440,10 @@ def _fit(args):
     _check_out(args.out)
     paths, where = training_paths(args.data, **layout_kwargs(args))
     keep_aspect = not args.stretch
-    size = target_shape(paths, _image_size(args), keep_aspect)
+    shapes = [file_shape(p) for p in paths]
+    size = target_shape(shapes, _image_size(args), keep_aspect)
     X = read_images(paths, image_size=size, keep_aspect=keep_aspect)
-    padded = n_padded(paths, size, keep_aspect)
+    padded = n_padded(shapes, size, keep_aspect)
     print(
         f"training on {len(X)} images of shape {X.shape[1:]} from {where}"
         + (f"; {padded} of another aspect padded by reflection" if padded else "")
@@ -491,7 +492,9 @@ def _score(args):
     size = (
         detector.image_shape_
         if args.image_size is None
-        else target_shape(paths, _image_size(args), keep_aspect)
+        else target_shape(
+            [file_shape(p) for p in paths], _image_size(args), keep_aspect
+        )
     )
     X = read_images(
         paths,

@@ -10,7 +10,13 @@ from PIL import Image
 from skvqad._cli import main
 from skvqad.datasets import load_data_set, load_image_folder
 from skvqad.datasets._files import list_images, list_images_and_masks, looks_like_mask
-from skvqad.datasets._io import read_image, read_mask, target_shape
+from skvqad.datasets._io import (
+    file_shape,
+    n_padded,
+    read_image,
+    read_mask,
+    target_shape,
+)
 from skvqad.datasets._layout import data_set_layout, training_paths
 
 from .test_cli import SMALL
@@ -161,9 +167,12 @@ def test_unknown_layout_lists_what_is_there(tmp_path):
 def test_aspect_ratio_is_kept_and_other_aspects_are_padded(tmp_path):
     paths = [_photo(tmp_path / f"{i}.png", (30, 60), seed=i) for i in range(3)]
     odd = _photo(tmp_path / "odd.png", (30, 30), seed=7)
-    assert target_shape(paths + [odd], 16) == (16, 32)
-    assert target_shape(paths, 16, keep_aspect=False) == (16, 16)
-    assert target_shape(paths, (20, 10)) == (20, 10)
+    shapes = [file_shape(p) for p in paths + [odd]]
+    assert shapes[-1] == (30, 30) and shapes[0] == (30, 60)
+    assert target_shape(shapes, 16) == (16, 32)
+    assert target_shape(shapes, 16, keep_aspect=False) == (16, 16)
+    assert target_shape(shapes, (20, 10)) == (20, 10)
+    assert n_padded(shapes, (16, 32), keep_aspect=True) == 1
     image = read_image(odd, image_size=(16, 32), keep_aspect=True)
     assert image.shape == (16, 32, 3)
     # The square photo is 16 x 16 in the middle; mirrored on both sides.

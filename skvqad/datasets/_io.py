@@ -201,14 +201,14 @@ def file_shape(path):
     return (width, height) if turned else (height, width)
 
 
-def target_shape(paths, image_size, keep_aspect=True):
+def target_shape(shapes, image_size, keep_aspect=True):
     """The one (height, width) every image of a data set is resized to.
 
     Parameters
     ----------
-    paths : list of Path
-        The data set's image files (their headers are read, not their
-        pixels).
+    shapes : list of (int, int) or None
+        The data set's files' (height, width), as :func:`file_shape` reads
+        them from their headers (None for a file it cannot read).
     image_size : None, int or (int, int)
         None keeps the file sizes (returned as None); a pair is the shape;
         an int is the side of a square, or with ``keep_aspect`` the short
@@ -224,7 +224,7 @@ def target_shape(paths, image_size, keep_aspect=True):
     size = check_size(image_size)
     if size is None or not keep_aspect or not np.isscalar(image_size):
         return size
-    shapes = [s for s in map(file_shape, paths) if s is not None]
+    shapes = [s for s in shapes if s is not None]
     if not shapes:
         return size
     ratios = Counter(round(w / h, 2) for h, w in shapes)
@@ -236,12 +236,13 @@ def target_shape(paths, image_size, keep_aspect=True):
     return max(side, round(side * height / width)), side
 
 
-def n_padded(paths, size, keep_aspect):
-    """How many of ``paths`` :func:`read_image` pads to fit ``size``."""
+def n_padded(shapes, size, keep_aspect):
+    """How many files of these (height, width) ``shapes`` (:func:`file_shape`;
+    None: unknown) :func:`read_image` pads to fit ``size``."""
     if size is None or not keep_aspect:
         return 0
-    shapes = [s for s in map(file_shape, paths) if s is not None]
-    return sum(fitted_shape(s, size, True) != tuple(size) for s in shapes)
+    known = [s for s in shapes if s is not None]
+    return sum(fitted_shape(s, size, True) != tuple(size) for s in known)
 
 
 #: Pillow formats whose compression rings around edges.

@@ -68,7 +68,8 @@ def _read_data_set(train_paths, test_paths, mask_file_of, options):
     """
     image_size, keep_aspect, color, n_jobs = options
     paths = list(train_paths) + list(test_paths)
-    size = target_shape(paths, image_size, keep_aspect)
+    shapes = [file_shape(p) for p in paths]  # headers, read once
+    size = target_shape(shapes, image_size, keep_aspect)
     images = read_images(
         paths, image_size=size, color=color, keep_aspect=keep_aspect, n_jobs=n_jobs
     )
@@ -78,7 +79,7 @@ def _read_data_set(train_paths, test_paths, mask_file_of, options):
         masks, has_mask = _masks_for(
             list(test_paths), mask_file_of, size, keep_aspect, X_test.shape[1:3]
         )
-    padded = n_padded(paths, size, keep_aspect)
+    padded = n_padded(shapes, size, keep_aspect)
     resize = _describe_size(size, image_size, keep_aspect, padded, len(paths))
     return X_train, X_test, masks, has_mask, resize
 

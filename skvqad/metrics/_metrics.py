@@ -49,28 +49,39 @@ def _both_classes(y, what, unit):
         )
 
 
-def _sorted_groups(y, s):
-    """Scores sorted ascending in tie groups: (group values, group sizes,
-    anomalous count per group), as torch tensors (a sort, no Python loop)."""
-    values, order = torch.sort(torch.from_numpy(np.ascontiguousarray(s)))
-    labels = torch.from_numpy(np.ascontiguousarray(y))[order]
-    groups, sizes = torch.unique_consecutive(values, return_counts=True)
-    ends = sizes.cumsum(0)
-    positives = labels.cumsum(0, dtype=torch.int64)[ends - 1]
-    per_group = torch.diff(positives, prepend=positives.new_zeros(1))
-    return groups, sizes, per_group
+def _curve(y, s):
+    """The detection curve, one point per distinct score from the highest
+    down, from one torch sort (no Python loop).
+
+    Returns ``thresholds`` (the distinct scores, descending), ``true`` (int64:
+    positives with a score >= each threshold), ``flagged`` (int64: all
+    samples with a score >= it), and ``order`` and ``last`` (the descending
+    sort and its tie groups' ends, to accumulate other per-sample weights).
+    """
+    values, order = torch.sort(
+        torch.from_numpy(np.ascontiguousarray(s)), descending=True
+    )
+    scores, order = values.numpy(), order.numpy()
+    last = np.r_[scores[1:] != scores[:-1], True]  # the end of each tie group
+    true = np.cumsum(y[order], dtype=np.int64)[last]
+    return scores[last], true, np.flatnonzero(last) + 1, order, last
 
 
-def _roc_auc(y, s):
-    """Exact ROC-AUC from average ranks (Mann-Whitney U), ties counted as
-    half: :func:`sklearn.metrics.roc_auc_score`'s value from one sort."""
-    _, sizes, per_group = _sorted_groups(y, s)
-    ends = sizes.cumsum(0)
-    average_rank = (2 * ends - sizes + 1).double() / 2
-    n_pos = int(per_group.sum())
-    n_neg = y.size - n_pos
-    rank_sum = float((per_group.double() * average_rank).sum())
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+def _roc_from_curve(true, flagged, n):
+    """Exact ROC-AUC (ties counted as half: trapezoids between the points),
+    and the (fpr) abscissae of the curve, starting at 0."""
+    n_pos = int(true[-1])
+    tpr = np.r_[0.0, true / n_pos]
+    fpr = np.r_[0.0, (flagged - true) / (n - n_pos)]
+    return float(np.trapezoid(tpr, fpr)), fpr
+
+
+def _f1_from_curve(thresholds, true, flagged):
+    """F1-max and its threshold (the lowest of equal F1s, as scikit-learn's
+    precision-recall curve gives them)."""
+    f1 = 2 * true / (flagged + int(true[-1]))
+    best = len(f1) - 1 - int(np.argmax(f1[::-1]))
+    return float(f1[best]), float(thresholds[best])
 
 
 def _roc_auc_rows(y, s):
@@ -159,7 +170,8 @@ def pixel_roc_auc(masks, maps, *, average="pooled"):
     masks, maps = _check_pair(masks, maps)
     if average == "pooled":
         _both_classes(masks, "pixel ROC-AUC", "pixels")
-        return float(_roc_auc(masks.ravel(), maps.ravel()))
+        _, true, flagged, _, _ = _curve(masks.ravel(), maps.ravel())
+        return _roc_from_curve(true, flagged, masks.size)[0]
     if average == "per_image":
         both = [i for i, m in enumerate(masks) if m.any() and not m.all()]
         if not both:
@@ -260,25 +272,14 @@ def pooled_pixel_metrics(masks, maps, *, fpr_limit=0.3):
         raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}.")
     masks, maps = _check_pair(masks, maps)
     _both_classes(masks, "pixel metrics", "pixels")
-    # Highest first (one torch sort: several times numpy's argsort here).
-    values, order = torch.sort(
-        torch.from_numpy(np.ascontiguousarray(maps.ravel())), descending=True
-    )
-    scores, order = values.numpy(), order.numpy()
-    last = np.r_[scores[1:] != scores[:-1], True]  # one point per distinct value
-    true_positives = np.cumsum(masks.ravel()[order], dtype=np.int64)[last]
-    flagged = np.flatnonzero(last) + 1
-    n_pos = int(true_positives[-1])
-    n_neg = len(scores) - n_pos
-    tpr = np.r_[0.0, true_positives / n_pos]
-    fpr = np.r_[0.0, (flagged - true_positives) / n_neg]
-    f1 = 2 * true_positives / (flagged + n_pos)
-    best = len(f1) - 1 - int(np.argmax(f1[::-1]))  # lowest threshold of equal F1s
+    thresholds, true, flagged, order, last = _curve(masks.ravel(), maps.ravel())
+    roc_auc, fpr = _roc_from_curve(true, flagged, masks.size)
+    f1, threshold = _f1_from_curve(thresholds, true, flagged)
     pro = np.r_[0.0, np.cumsum(_region_weights(masks)[order])[last]]
     return {
-        "ROC-AUC": float(np.trapezoid(tpr, fpr)),
-        "F1-max": float(f1[best]),
-        "F1-max threshold": float(scores[last][best]),
+        "ROC-AUC": roc_auc,
+        "F1-max": f1,
+        "F1-max threshold": threshold,
         "AUPRO": _pro_area(fpr, pro, fpr_limit),
     }
 
@@ -314,15 +315,9 @@ def f1_max(y_true, scores, *, return_threshold=False):
     if y.shape != s.shape:
         raise ValueError(f"y_true has {y.size} entries but scores {s.size}.")
     _both_classes(y, "F1-max", "samples")
-    # Thresholds from the highest score down: flagged = scores >= threshold.
-    groups, sizes, per_group = (t.flip(0) for t in _sorted_groups(y, s))
-    flagged = sizes.cumsum(0).double()
-    true_positives = per_group.cumsum(0).double()
-    f1 = 2 * true_positives / (flagged + float(per_group.sum()))
-    # The lowest threshold of equal F1s, as sklearn's precision-recall curve.
-    best = len(f1) - 1 - int(torch.argmax(f1.flip(0)))
-    f1_best = float(f1[best])
-    return (f1_best, float(groups[best])) if return_threshold else f1_best
+    thresholds, true, flagged, _, _ = _curve(y, s)
+    f1, threshold = _f1_from_curve(thresholds, true, flagged)
+    return (f1, threshold) if return_threshold else f1
 
 
 class PixelROCAUC:
