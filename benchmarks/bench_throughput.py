@@ -91,7 +91,7 @@ def skvqad_fit(X, arch, epochs, batch_size, device):
     return VQVAEAnomalyDetector(
         **arch, max_epochs=epochs, batch_size=batch_size, lr=1e-3, device=device,
         codebook_update="loss", restart_dead_codes=False, augment=None,
-        augment_rotation=0, random_state=0,
+        augment_rotation=0, augment_scale=1, random_state=0,
     ).fit(X)  # fmt: skip
 
 

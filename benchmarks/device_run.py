@@ -31,7 +31,7 @@ CONFIGS = {
     "defaults": [],
     "paper": [
         "codebook_update=loss", "restart_dead_codes=False", "augment=None",
-        "augment_rotation=0", "alignment_distance=squared",
+        "augment_rotation=0", "augment_scale=1", "alignment_distance=squared",
         "reconstruction_calibration=None", "map_normalization=None",
         "score_pooling=mean",
     ],

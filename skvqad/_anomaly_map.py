@@ -17,6 +17,7 @@ References
 """
 
 import inspect
+import math
 import os
 import sys
 import warnings
@@ -33,7 +34,7 @@ from ._maps import (
     symmetric_pad,
     upsample_alignment_map,
 )
-from ._parameters import MAP
+from ._parameters import MAP, POOLINGS
 
 __all__ = [
     "MAP_TYPES",
@@ -62,8 +63,9 @@ __all__ = [
 MAP_TYPES = ("ssim", "am", "ssim+am")
 #: What SSIM compares the image with (:func:`reconstruction`).
 RECONSTRUCTIONS = ("mean", "probs")
-#: How a map becomes an image score (:func:`pool_maps`).
-POOLINGS = ("mean", "max", "gaussian_max")
+#: Share of the smoothed map's pixels below the level that
+#: ``"gaussian_contrast"`` subtracts: its lower quartile.
+FLOOR_QUANTILE = 0.25
 
 
 def map_settings(params):
@@ -371,15 +373,24 @@ def pool_maps(maps, pooling, sigma=8.0):
     ----------
     maps : torch.Tensor or ndarray of shape (n, H, W), floating
         Anomaly maps, higher is more anomalous.
-    pooling : {"mean", "max", "gaussian_max"}
+    pooling : {"mean", "max", "gaussian_max", "gaussian_contrast"}
         The map's mean over its pixels (the image score of [1]_), its
-        maximum, or the maximum of the map smoothed by a Gaussian of standard
+        maximum, the maximum of the map smoothed by a Gaussian of standard
         deviation ``sigma`` (:func:`skvqad.gaussian_filter`; the image score
         of anomalib's models), which keeps a small defect from drowning in
-        the mean without letting one noisy pixel decide.
+        the mean without letting one noisy pixel decide, or that maximum
+        minus the smoothed map's lower quartile (the ``ceil(n / 4)``-th
+        smallest of its ``n`` values, not interpolated: numpy's
+        ``percentile(..., 25, method="lower")``): how far the most
+        anomalous region stands out from the image's own normal level, so
+        that an image that is a little worse reconstructed everywhere (a
+        texture at an unusual angle or scale) does not outscore a local
+        defect. For defects smaller than about half the image; where the
+        whole image is the anomaly (CIFAR-10 one-vs-rest) it removes the
+        signal and "mean" is the score to use.
     sigma : float, default=8.0
         Standard deviation of the smoothing, in pixels, > 0; used by
-        "gaussian_max" only.
+        "gaussian_max" and "gaussian_contrast" only.
 
     Returns
     -------
@@ -391,8 +402,8 @@ def pool_maps(maps, pooling, sigma=8.0):
     Raises
     ------
     ValueError
-        If ``pooling`` is not one of the three, or ``sigma`` is not > 0 for
-        "gaussian_max".
+        If ``pooling`` is not one of the four, or ``sigma`` is not > 0 for
+        the two smoothed ones.
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
@@ -406,6 +417,10 @@ def pool_maps(maps, pooling, sigma=8.0):
         return pool_maps(maps, pooling, sigma).double().numpy()
     if pooling == "gaussian_max":
         return gaussian_filter(maps, sigma).amax(dim=(1, 2))
+    if pooling == "gaussian_contrast":
+        smooth = gaussian_filter(maps, sigma).flatten(1)
+        k = max(1, math.ceil(FLOOR_QUANTILE * smooth.shape[1]))
+        return smooth.amax(dim=1) - smooth.kthvalue(k, dim=1).values
     if pooling == "max":
         return maps.amax(dim=(1, 2))
     return maps.mean(dim=(1, 2))

@@ -17,7 +17,7 @@ import joblib
 import numpy as np
 from skimage import io
 
-from ._anomaly_map import detector_scores
+from ._anomaly_map import POOLINGS, detector_scores
 from ._benchmark import (
     CPU_MODEL,
     PROTOCOLS,
@@ -373,7 +373,7 @@ def _benchmark_parser(commands):
         "constants and channel reduction, reconstruction, AM upsampling, "
         "dilation, distance and normalisation), one factor at a time, on each "
         "trained network, with the SSIM+AM map pooled by each score pooling "
-        "(mean, max, gaussian_max); writes ablation.md",
+        f"({', '.join(POOLINGS)}); writes ablation.md",
     )
     bench.add_argument(
         "--output-dir",

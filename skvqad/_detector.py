@@ -87,10 +87,13 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         Largest random rotation of a training image, in degrees, in
         [0, 180]: each image turns about its centre by an angle drawn
         uniformly in ``[-augment_rotation, augment_rotation]`` (bilinear,
-        reflected at the borders), after the flips; with ``crop_size``, each
-        crop turns about its own centre (only the crop is resampled). 0 is
-        the paper's training; a few training images never show every small
-        turn of a part or texture (``docs/method.rst``).
+        reflected at the borders), after the flips; with ``crop_size`` only
+        the crop is resampled. 0 is the paper's training; a few training
+        images never show every small turn of a part or texture.
+    augment_scale : float, default=1.0
+        Largest random zoom of a training image (or crop), >= 1, log-uniform
+        in ``[1 / augment_scale, augment_scale]``, in the rotation's
+        resampling. 1 (none) is the paper's training (``docs/method.rst``).
     crop_size : int or None, default=None
         Side, in pixels, of the random square crop of each training image
         that the network trains on, each time the image is drawn (after the
@@ -100,7 +103,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         crops of side ``s`` costs about ``(s / side)**2`` of a whole-image
         step, so large images train in a fraction of the time.
     anomaly_map_type : {"ssim+am", "ssim", "am"}, default="ssim+am"
-        The map returned by :meth:`anomaly_map` and averaged by
+        The map returned by :meth:`anomaly_map` and pooled by
         :meth:`score_samples`: SM x AM, SM alone (``1 - SSIM``) or the
         upsampled, dilated AM alone.
     dilation_size : int, default=7
@@ -117,12 +120,10 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         Notes.
     alignment_normalization : {None, "per_code"}, default=None
         None uses the AM as it is, as in [1]_. ``"per_code"`` divides each
-        latent position's squared distance by the mean squared distance of
-        the training latent vectors that selected
-        the same codebook vector (``code_alignment_``), so that codes that
-        stand for busy content, which sit farther from their vectors even on
-        normal images, do not dominate the map; the map is then unitless.
-        Not in the paper.
+        squared distance by the mean of the training latent vectors that
+        selected the same codebook vector (``code_alignment_``), so that codes
+        of busy content, far from their vectors even on normal images, do not
+        dominate the map (then unitless). Not in the paper.
     reconstruction : {"mean", "probs"}, default="mean"
         The reconstruction compared with the image by SSIM: the mean of the
         decoder's continuous Bernoulli distribution (Loaiza-Ganem and
@@ -144,11 +145,10 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
     ssim_k1, ssim_k2 : float, default=0.01, 0.03
         SSIM stabilising constants ``c1 = (ssim_k1 * L)^2`` and
         ``c2 = (ssim_k2 * L)^2`` with data range ``L = 1`` (Wang et al.,
-        2004), in (0, 1]. ``ssim_k2=0.3`` keeps faint normal texture that the
-        smoother reconstruction loses from filling the map (better on
-        textures, worse on some CIFAR-10 classes: ``docs/method.rst``). [1]_,
-        Eq. 5, states ``c1 = 0.01`` and ``c2 = 0.03`` literally:
-        ``ssim_k1=0.1``, ``ssim_k2=0.03**0.5``.
+        2004), in (0, 1]. ``ssim_k2=0.3`` helps textures and hurts some
+        CIFAR-10 classes (``docs/method.rst``). [1]_, Eq. 5, states ``c1 =
+        0.01`` and ``c2 = 0.03`` literally: ``ssim_k1=0.1``,
+        ``ssim_k2=0.03**0.5``.
     ssim_channel_reduction : {"mean", "min", "luminance"}, default="mean"
         How colour images give one SSIM map: the mean of the per-channel
         maps (as scikit-image's ``structural_similarity`` with
@@ -168,15 +168,17 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
         negative. Images of another size than the training images use the
         statistics resized. None returns the maps as in [1]_. Not in the
         paper: see Notes.
-    score_pooling : {"mean", "max", "gaussian_max"}, default="gaussian_max"
-        How an image's anomaly map becomes its score in
-        :meth:`score_samples`: its mean over pixels, as in [1]_, its maximum,
-        or the maximum of the map smoothed by a Gaussian of standard
-        deviation ``score_sigma`` (anomalib's image score; the mean drowns
-        a small defect, ``docs/method.rst``).
+    score_pooling : {"mean", "max", "gaussian_max", "gaussian_contrast"}, \
+default="gaussian_contrast"
+        An image's score in :meth:`score_samples`: its map's mean, as in
+        [1]_ (for anomalies that fill the image, as in CIFAR-10), maximum,
+        maximum once smoothed by a Gaussian of ``score_sigma`` (anomalib's),
+        or that less the smoothed map's lower quartile, so that an image
+        reconstructed a little worse everywhere ranks below a local defect.
     score_sigma : float, default=8.0
-        Standard deviation, in pixels, of the smoothing of
-        ``score_pooling="gaussian_max"``, > 0.
+        Standard deviation, in pixels, > 0, of the smoothing of "gaussian_max"
+        and "gaussian_contrast"; the latter wants images of at least 8 sigma
+        a side (a defect's blur otherwise lifts the quartile too).
     max_epochs : int, default=100
         Training epochs (passes over the training images), >= 1.
     batch_size : int, default=16
@@ -223,8 +225,7 @@ class VQVAEAnomalyDetector(OutlierMixin, BaseEstimator):
 
         {post}.
     verbose : int, default=0
-        0 is silent; 1 prints skorch's per-epoch table; 2 also shows skorch's
-        progress bar.
+        0 silent; 1 prints skorch's per-epoch table; 2 adds its progress bar.
 
     Attributes
     ----------
@@ -276,33 +277,25 @@ float32
 
     Notes
     -----
-    Images are channels last, as in scikit-image: ``(n, H, W)`` or
-    ``(n, H, W, C)``; ``uint8`` is divided by 255, ``uint16`` by 65535, floats
-    must lie in [0, 1]; torch tensors are read, not changed. Any height and
-    width work (padded by symmetric reflection to a multiple of
-    ``2**n_downsampling``, maps cropped back). 2-D ``(n_samples,
-    n_features)`` input is tabular: min-max scaled rows become images of
-    height 1 (what scikit-learn's estimator checks drive). The
-    documentation's usage page (``docs/usage.rst``) tells more.
-
-    The loss sums each term over an image's pixels or latent entries and
-    averages over the batch (:func:`skvqad.vq_vae_loss_terms`).
+    Images: channels last, ``(n, H, W)`` or ``(n, H, W, C)``, uint8 (/ 255),
+    uint16 (/ 65535) or floats in [0, 1], any size (padded by reflection to a
+    multiple of ``2**n_downsampling``); 2-D input is tabular (rows become
+    images of height 1); ``docs/usage.rst``. The loss sums each term over an
+    image's pixels or latents, averaged over the batch (Eq. 4 of [1]_).
 
     Departures from the paper, each measured (``docs/method.rst``): an EMA
     codebook with restarts of unused vectors, flips and small turns of the
     training images, plain distances in the AM, the calibrated
     reconstruction, maps standardised per pixel by the training maps, and the
-    peak of the smoothed map as the image score. The paper's setting is
+    image score. The paper's setting is
     ``codebook_update="loss", restart_dead_codes=False, augment=None,
-    augment_rotation=0, alignment_distance="squared",
+    augment_rotation=0, augment_scale=1, alignment_distance="squared",
     reconstruction_calibration=None, map_normalization=None,
     score_pooling="mean"``.
 
-    Pressing Ctrl-C during :meth:`fit` stops training (skorch's behaviour)
-    and leaves a fitted detector with the network as it was, with a warning.
-    A fitted detector pickles and ``joblib.dump`` s as a whole; the
-    documentation's usage page (``docs/usage.rst``) tells how to save and load
-    the network's weights alone and how a CUDA-trained detector loads on a CPU.
+    Ctrl-C during :meth:`fit` stops training and leaves a fitted detector,
+    with a warning. A fitted detector pickles as a whole; ``docs/usage.rst``
+    tells how to save the weights alone and load CUDA-trained ones on a CPU.
 
     References
     ----------
@@ -341,6 +334,7 @@ float32
         restart_dead_codes=True,
         augment="hflip",
         augment_rotation=15.0,
+        augment_scale=1.0,
         crop_size=None,
         anomaly_map_type="ssim+am",
         dilation_size=7,
@@ -356,7 +350,7 @@ float32
         ssim_channel_reduction="mean",
         ssim_dilation_size=1,
         map_normalization="per_pixel",
-        score_pooling="gaussian_max",
+        score_pooling="gaussian_contrast",
         score_sigma=8.0,
         max_epochs=100,
         batch_size=16,
@@ -379,6 +373,7 @@ float32
         self.restart_dead_codes = restart_dead_codes
         self.augment = augment
         self.augment_rotation = augment_rotation
+        self.augment_scale = augment_scale
         self.crop_size = crop_size
         self.anomaly_map_type = anomaly_map_type
         self.dilation_size = dilation_size
@@ -415,8 +410,7 @@ float32
         ----------
         X : array-like of shape (n_samples, height, width) or \
 (n_samples, height, width, channels) or (n_samples, n_features)
-            Normal (defect-free) training images; see Notes of the class for
-            dtypes and sizes. Converted to float32 in [0, 1].
+            Normal (defect-free) training images (Notes of the class).
         y : None
             Ignored; present for API consistency.
 
@@ -558,7 +552,9 @@ float32
         scores : ndarray of shape (n_samples,), float64
             ``-mean(anomaly_map(X)[i])`` (``-max`` with
             ``score_pooling="max"``, the maximum of the smoothed map with
-            ``"gaussian_max"``); <= 0 without ``map_normalization``.
+            ``"gaussian_max"``, less its lower quartile with
+            ``"gaussian_contrast"``); <= 0 with ``"mean"`` or ``"max"`` and
+            without ``map_normalization``.
         """
         images = self._validate_images(X, reset=False)
         return self._score(images)
@@ -688,6 +684,10 @@ float32
     def code_alignment_(self):
         check_is_fitted(self, "net_")
         return self.net_.module_.quantizer.code_alignment.cpu().numpy().copy()
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        _parameters.fill_missing_params(self)  # saved by an older skvqad
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -48,6 +48,12 @@ class VQVAENet(NeuralNet):
         image turns about its centre by an angle drawn uniformly in
         ``[-augment_rotation, augment_rotation]``, bilinear, reflected at the
         borders (after the flips). 0 turns nothing.
+    augment_scale : float, default=1.0
+        Largest zoom of a training image (or crop), >= 1: each is magnified
+        by a factor drawn log-uniformly in ``[1 / augment_scale,
+        augment_scale]`` about its centre, in the same resampling as the
+        rotation (so that textures and parts seen a little closer or farther
+        away are normal). 1 zooms nothing.
     crop_size : int or None, default=None
         Train on one random square crop of this side, in pixels, of each
         training image in each batch (after the flips and rotations); a
@@ -69,6 +75,7 @@ class VQVAENet(NeuralNet):
         *args,
         augment=None,
         augment_rotation=0.0,
+        augment_scale=1.0,
         crop_size=None,
         augment_seed=0,
         **kwargs,
@@ -76,6 +83,7 @@ class VQVAENet(NeuralNet):
         super().__init__(module, criterion, *args, **kwargs)
         self.augment = augment
         self.augment_rotation = augment_rotation
+        self.augment_scale = augment_scale
         self.crop_size = crop_size
         self.augment_seed = augment_seed
 
@@ -104,6 +112,8 @@ class VQVAENet(NeuralNet):
                 f"augment_rotation must be in [0, 180] degrees, "
                 f"got {self.augment_rotation!r}"
             )
+        if not self.augment_scale >= 1:
+            raise ValueError(f"augment_scale must be >= 1, got {self.augment_scale!r}")
         stride = 2**self.module_.n_downsampling
         if self.crop_size is not None and (
             self.crop_size < 2 * stride or self.crop_size % stride
@@ -115,7 +125,8 @@ class VQVAENet(NeuralNet):
 
     def train_step_single(self, batch, **fit_params):
         """skorch's training step, on a randomly flipped, turned and cropped batch."""
-        if self.augment is None and not self.augment_rotation and not self.crop_size:
+        resample = bool(self.augment_rotation) or self.augment_scale > 1
+        if self.augment is None and not resample and not self.crop_size:
             return super().train_step_single(batch, **fit_params)
         Xi, yi = unpack_data(batch)
         x = to_tensor(Xi, device=self.device)
@@ -128,13 +139,14 @@ class VQVAENet(NeuralNet):
             flip = torch.rand(x.shape[0], generator=generator) < 0.5
             flip = flip.to(x.device).view(-1, *([1] * (x.ndim - 1)))
             x = torch.where(flip, x.flip(axis), x)
-        if self.augment_rotation and self.crop_size:
+        turn, zoom = self.augment_rotation, self.augment_scale
+        if resample and self.crop_size:
             # One resampling of the crop only: turning the whole image then
             # cropping draws the same crops (but for how borders reflect) at
             # (side / crop)**2 times the cost.
-            x = random_rotated_crop(x, self.crop_size, self.augment_rotation, generator)
-        elif self.augment_rotation:
-            x = random_rotation(x, self.augment_rotation, generator)
+            x = random_rotated_crop(x, self.crop_size, turn, generator, zoom)
+        elif resample:
+            x = random_rotation(x, turn, generator, zoom)
         elif self.crop_size:
             x = random_crop(x, self.crop_size, generator)
         return super().train_step_single((x, yi), **fit_params)
@@ -162,8 +174,8 @@ class VQVAENet(NeuralNet):
         return self.criterion_(y_pred.logits, x, y_pred.z_e, y_pred.z_q)
 
 
-def random_rotation(x, max_degrees, generator):
-    """Turn each image of a batch by its own random angle, batched on its device.
+def random_rotation(x, max_degrees, generator, max_scale=1.0):
+    """Turn (and zoom) each image of a batch by its own random angle, batched.
 
     Parameters
     ----------
@@ -173,7 +185,9 @@ def random_rotation(x, max_degrees, generator):
         Largest angle, in degrees; angles are uniform in
         ``[-max_degrees, max_degrees]``.
     generator : torch.Generator
-        CPU generator the angles are drawn from.
+        CPU generator the angles (and zooms) are drawn from.
+    max_scale : float, default=1.0
+        Largest zoom, >= 1 (:func:`_zooms`); 1 draws none.
 
     Returns
     -------
@@ -183,7 +197,8 @@ def random_rotation(x, max_degrees, generator):
     """
     n, _, height, width = x.shape
     angles = (2 * torch.rand(n, generator=generator) - 1) * math.radians(max_degrees)
-    cos, sin, zero = angles.cos(), angles.sin(), torch.zeros(n)
+    zoom = _zooms(n, max_scale, generator)
+    cos, sin, zero = angles.cos() * zoom, angles.sin() * zoom, torch.zeros(n)
     # A rotation in pixels, written in affine_grid's [-1, 1] coordinates,
     # which scale x by 2 / width and y by 2 / height.
     theta = torch.stack(
@@ -199,8 +214,8 @@ def random_rotation(x, max_degrees, generator):
     )
 
 
-def random_rotated_crop(x, size, max_degrees, generator):
-    """A random square crop of each image, turned by its own random angle.
+def random_rotated_crop(x, size, max_degrees, generator, max_scale=1.0):
+    """A random square crop of each image, turned (and zoomed) at random.
 
     Samples only the crop's pixels (one ``grid_sample`` of the whole batch),
     so its cost does not grow with the image: the crop's centre is uniform
@@ -219,7 +234,11 @@ def random_rotated_crop(x, size, max_degrees, generator):
     max_degrees : float
         Largest angle, in degrees.
     generator : torch.Generator
-        CPU generator the offsets and angles are drawn from.
+        CPU generator the offsets and angles (and zooms) are drawn from.
+    max_scale : float, default=1.0
+        Largest zoom, >= 1 (:func:`_zooms`): the crop samples a square of
+        side ``size * f`` about the same centre, ``f`` log-uniform in
+        ``[1 / max_scale, max_scale]``, resampled to ``size``; 1 draws none.
 
     Returns
     -------
@@ -232,7 +251,8 @@ def random_rotated_crop(x, size, max_degrees, generator):
     top = torch.randint(0, height - crop_h + 1, (n,), generator=generator)
     left = torch.randint(0, width - crop_w + 1, (n,), generator=generator)
     angles = (2 * torch.rand(n, generator=generator) - 1) * math.radians(max_degrees)
-    cos, sin = angles.cos(), angles.sin()
+    zoom = _zooms(n, max_scale, generator)
+    cos, sin = angles.cos() * zoom, angles.sin() * zoom
     # affine_grid maps the crop's [-1, 1] coordinates (half a crop side to
     # a unit) to the image's (half an image side to a unit): turn by the
     # angle in pixels, then move to the crop's centre.
@@ -261,6 +281,19 @@ def random_rotated_crop(x, size, max_degrees, generator):
     return F.grid_sample(
         x, grid, mode="bilinear", padding_mode="reflection", align_corners=False
     )
+
+
+def _zooms(n, max_scale, generator):
+    """(n,) inverse zoom factors, log-uniform in ``[1 / max_scale, max_scale]``.
+
+    Ones, drawing nothing from ``generator``, when ``max_scale == 1``, so
+    that training without zooms draws the same flips, angles and crops as
+    before the option existed.
+    """
+    if max_scale == 1:
+        return torch.ones(n)
+    log_scale = math.log(max_scale)
+    return torch.exp((2 * torch.rand(n, generator=generator) - 1) * log_scale)
 
 
 def random_crop(x, size, generator):

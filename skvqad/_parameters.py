@@ -18,6 +18,7 @@ Docstrings that list a group are generated from these tuples
 (:func:`format_names`).
 """
 
+import inspect
 import os
 import textwrap
 from numbers import Integral, Real
@@ -27,13 +28,18 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 __all__ = [
     "CONSTRAINTS",
     "MAP",
+    "POOLINGS",
     "RUNTIME",
     "SCORING",
     "TRAINING",
     "fill_groups",
+    "fill_missing_params",
     "fill_names",
     "format_names",
 ]
+
+#: How a map becomes an image score (:func:`skvqad._anomaly_map.pool_maps`).
+POOLINGS = ("mean", "max", "gaussian_max", "gaussian_contrast")
 
 #: Parameters that change the trained network (the ``memory`` cache key).
 TRAINING = (
@@ -47,6 +53,7 @@ TRAINING = (
     "restart_dead_codes",
     "augment",
     "augment_rotation",
+    "augment_scale",
     "crop_size",
     "max_epochs",
     "batch_size",
@@ -90,6 +97,7 @@ CONSTRAINTS = {
     "restart_dead_codes": ["boolean"],
     "augment": [None, StrOptions({"hflip", "flips"})],
     "augment_rotation": [Interval(Real, 0, 180, closed="both")],
+    "augment_scale": [Interval(Real, 1, None, closed="left")],
     "crop_size": [None, Interval(Integral, 2, None, closed="left")],
     "anomaly_map_type": [StrOptions({"ssim+am", "ssim", "am"})],
     "dilation_size": [Interval(Integral, 1, None, closed="left")],
@@ -105,7 +113,7 @@ CONSTRAINTS = {
     "ssim_channel_reduction": [StrOptions({"mean", "min", "luminance"})],
     "ssim_dilation_size": [Interval(Integral, 1, None, closed="left")],
     "map_normalization": [None, StrOptions({"per_pixel"})],
-    "score_pooling": [StrOptions({"mean", "max", "gaussian_max"})],
+    "score_pooling": [StrOptions(set(POOLINGS))],
     "score_sigma": [Interval(Real, 0, None, closed="neither")],
     "max_epochs": [Interval(Integral, 1, None, closed="left")],
     "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -170,3 +178,17 @@ def fill_groups(doc):
     """
     doc = fill_names(doc, "{training}", TRAINING)
     return fill_names(doc, "{post}", MAP + SCORING)
+
+
+def fill_missing_params(estimator):
+    """Give an estimator unpickled from an older skvqad its newer parameters.
+
+    A parameter added since the estimator was saved (``augment_scale``, say)
+    is set to its default, which leaves what the saved network does unchanged
+    when, as for every parameter added so far, the default is the old
+    behaviour; ``get_params`` and ``clone`` then work on it.
+    """
+    signature = inspect.signature(type(estimator).__init__)
+    for name, parameter in signature.parameters.items():
+        if parameter.default is not parameter.empty and name not in vars(estimator):
+            setattr(estimator, name, parameter.default)

@@ -12,8 +12,9 @@ from ._plotting import save_evaluation_figure, segmentation_threshold
 
 #: Parameters named in the report's settings line.
 SETTINGS = ("n_downsampling", "hidden_channels", "n_embeddings", "embedding_dim",
-            "max_epochs", "batch_size", "lr", "crop_size", "beta", "dilation_size",
-            "map_normalization", "score_pooling", "contamination")  # fmt: skip
+            "max_epochs", "batch_size", "lr", "crop_size", "augment_scale", "beta",
+            "dilation_size", "map_normalization", "score_pooling", "score_sigma",
+            "contamination")  # fmt: skip
 
 
 def convergence_warning(history, tail=0.1, tolerance=0.02):

@@ -46,11 +46,12 @@ class TemplateAnomalyDetector(OutlierMixin, BaseEstimator):
         1), in (0, 1].
     ssim_channel_reduction : {"mean", "min", "luminance"}, default="mean"
         How colour images give one SSIM map (see :func:`skvqad.ssim_map`).
-    score_pooling : {"mean", "max", "gaussian_max"}, default="mean"
+    score_pooling : {"mean", "max", "gaussian_max", "gaussian_contrast"}, \
+default="mean"
         How a map becomes an image score (see
         :class:`VQVAEAnomalyDetector`).
     score_sigma : float, default=8.0
-        Smoothing of "gaussian_max", in pixels, > 0.
+        Smoothing of "gaussian_max" and "gaussian_contrast", in pixels, > 0.
     contamination : "auto" or float, default="auto"
         Sets ``offset_`` on the training scores, as for
         :class:`VQVAEAnomalyDetector`.

@@ -75,6 +75,7 @@ def train_net(X, training_params, seed, device, verbose):
         callbacks=callbacks,
         augment=p["augment"],
         augment_rotation=float(p["augment_rotation"]),
+        augment_scale=float(p["augment_scale"]),
         crop_size=None if p["crop_size"] is None else int(p["crop_size"]),
         augment_seed=seed,
         device=device,

@@ -107,7 +107,7 @@ def test_fit_score_evaluate_round_trip(tmp_path, capsys):
     assert maps.shape == (2, 16, 16) and maps.dtype == np.float32
     np.testing.assert_allclose(
         [float(r["anomaly_score"]) for r in rows],
-        pool_maps(maps, "gaussian_max", 8.0),  # the detector's default score
+        pool_maps(maps, "gaussian_contrast", 8.0),  # the detector's default score
         rtol=1e-4,
     )
     assert {r["prediction"] for r in rows} <= {"1", "-1"}

@@ -34,16 +34,19 @@ def test_output_shapes_and_dtypes(fitted_grey, grey_images):
     assert (maps < 0).any() and (maps > 0).any()
     scores = fitted_grey.score_samples(X)
     assert scores.shape == (5,) and scores.dtype == np.float64
-    # The default image score: the peak of the Gaussian-smoothed map.
-    assert fitted_grey.score_pooling == "gaussian_max"
+    # The default image score: the peak of the Gaussian-smoothed map above
+    # its lower quartile (the ceil(n / 4)-th smallest smoothed value).
+    assert fitted_grey.score_pooling == "gaussian_contrast"
     sigma = fitted_grey.score_sigma
     smoothed = ndimage.gaussian_filter(maps.astype(np.float64), (0, sigma, sigma))
-    np.testing.assert_allclose(scores, -smoothed.max(axis=(1, 2)), rtol=1e-4)
+    flat = np.sort(smoothed.reshape(len(X), -1), axis=1)
+    quartile = flat[:, int(np.ceil(flat.shape[1] / 4)) - 1]
+    np.testing.assert_allclose(scores, quartile - flat[:, -1], rtol=1e-4, atol=1e-5)
     fitted_grey.set_params(score_pooling="mean")
     try:
         mean_scores = fitted_grey.score_samples(X)
     finally:
-        fitted_grey.set_params(score_pooling="gaussian_max")
+        fitted_grey.set_params(score_pooling="gaussian_contrast")
     np.testing.assert_allclose(mean_scores, -maps.mean(axis=(1, 2)), rtol=1e-5)
     labels = fitted_grey.predict(X)
     assert set(np.unique(labels)) <= {-1, 1}
@@ -72,8 +75,12 @@ def test_contamination_sets_fraction_of_training_outliers(grey_images):
 
 def test_pasted_square_scores_as_more_anomalous():
     train = brick_tiles(48, rows=(0, 80), seed=0)
+    # 32-pixel tiles: a smoothing of 2 px, so that the default score's floor
+    # (the smoothed map's lower quartile) is not raised by the 8-px square's
+    # blur (score_sigma's docstring: images of at least 8 sigma a side).
     detector = VQVAEAnomalyDetector(
-        **{**TINY, "max_epochs": 20, "hidden_channels": 16, "lr": 1e-3}
+        **{**TINY, "max_epochs": 20, "hidden_channels": 16, "lr": 1e-3},
+        score_sigma=2.0,
     ).fit(train)
     clean = brick_tiles(8, rows=(80, 128), seed=1)  # rows unseen in training
     defective, mask = paste_square(clean)
@@ -524,7 +531,8 @@ def test_paper_training_settings_use_the_loss_and_keep_unused_codes(grey_images)
     [("codebook_update", "ema2"), ("augment", "rot90"), ("reconstruction", "mode"),
      ("alignment_normalization", "global"), ("score_pooling", "median"),
      ("ssim_k1", 0.0), ("restart_dead_codes", "yes"), ("augment_rotation", 181.0),
-     ("augment_rotation", -1.0), ("ssim_channel_reduction", "max"),
+     ("augment_rotation", -1.0), ("augment_scale", 0.5),
+     ("ssim_channel_reduction", "max"),
      ("alignment_distance", "l1")],
 )  # fmt: skip
 def test_new_parameters_are_validated(param, value, grey_images):
@@ -541,6 +549,19 @@ def test_rotation_changes_the_training_reproducibly(grey_images):
     again = VQVAEAnomalyDetector(**{**TINY, "augment_rotation": 15.0}).fit(grey_images)
     np.testing.assert_array_equal(
         turned.score_samples(grey_images), again.score_samples(grey_images)
+    )
+
+
+def test_zoom_changes_the_training_reproducibly_and_one_draws_nothing(grey_images):
+    params = {**TINY, "augment_rotation": 15.0}
+    plain = VQVAEAnomalyDetector(**params, augment_scale=1.0).fit(grey_images)
+    zoomed = VQVAEAnomalyDetector(**params, augment_scale=1.25).fit(grey_images)
+    again = VQVAEAnomalyDetector(**params, augment_scale=1.25).fit(grey_images)
+    assert not np.allclose(
+        zoomed.score_samples(grey_images), plain.score_samples(grey_images)
+    )
+    np.testing.assert_array_equal(
+        zoomed.score_samples(grey_images), again.score_samples(grey_images)
     )
 
 

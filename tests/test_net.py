@@ -224,3 +224,20 @@ def test_random_rotated_crop_is_a_crop_of_the_turned_image():
     # Only the crop is sampled: the output has the crop's size.
     assert random_rotated_crop(x, 4, 15.0, generator).shape == (3, 2, 4, 4)
     assert random_rotated_crop(x, 12, 15.0, generator).shape == (3, 2, 10, 12)
+
+
+def test_random_zoom_scales_the_sampled_window_log_uniformly():
+    # A horizontal ramp: a window sampled at side s * f has a slope of f per
+    # output pixel, f the drawn zoom, in [1 / max_scale, max_scale].
+    ramp = torch.arange(64.0).repeat(8, 1, 64, 1)
+    zoomed = random_rotated_crop(ramp, 16, 0.0, torch.Generator().manual_seed(0), 2.0)
+    slopes = zoomed[:, 0, 8, 5:11].diff().mean(-1)  # away from reflected borders
+    assert ((slopes >= 0.5 - 1e-4) & (slopes <= 2.0 + 1e-4)).all()
+    assert (slopes < 0.95).any() and (slopes > 1.05).any()
+    turned = random_rotation(ramp, 0.0, torch.Generator().manual_seed(0), 2.0)
+    assert not torch.allclose(turned, ramp)
+    # max_scale=1 draws nothing: the same crops as without the argument.
+    torch.testing.assert_close(
+        random_rotated_crop(ramp, 16, 10.0, torch.Generator().manual_seed(3), 1.0),
+        random_rotated_crop(ramp, 16, 10.0, torch.Generator().manual_seed(3)),
+    )

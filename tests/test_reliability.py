@@ -7,8 +7,10 @@ training data.
 """
 
 import io as stdio
+import pickle
 import warnings
 
+import joblib
 import numpy as np
 import pytest
 import torch
@@ -20,6 +22,8 @@ from skvqad._continuous_bernoulli import cb_log_normalizer, cb_log_prob, cb_mean
 from skvqad.datasets import load_image_folder, load_mvtec_ad
 from skvqad.datasets._files import find_mask
 from skvqad.datasets._io import binarize_mask, read_image, read_mask
+
+from .conftest import TINY
 
 
 def _save(path, array, **kwargs):
@@ -479,3 +483,19 @@ def test_soft_masks_with_few_levels_read_at_half_range(tmp_path):
     big.resize(disc.shape[::-1], Image.BILINEAR).save(tmp_path / "resized.png")
     loaded = read_mask(tmp_path / "resized.png")
     assert abs(int(loaded.sum()) - int(disc.sum())) <= 0.05 * disc.sum()
+
+
+def test_a_detector_saved_before_a_parameter_existed_loads_with_its_default(
+    tmp_path, grey_images
+):
+    detector = VQVAEAnomalyDetector(**{**TINY, "max_epochs": 1})
+    detector.fit(grey_images)
+    scores = detector.score_samples(grey_images[:3])
+    old = pickle.loads(pickle.dumps(detector))
+    del old.augment_scale  # as unpickled from a version without it
+    path = tmp_path / "old.joblib"
+    joblib.dump(old, path)
+    loaded = joblib.load(path)
+    assert loaded.get_params()["augment_scale"] == 1.0
+    np.testing.assert_array_equal(loaded.score_samples(grey_images[:3]), scores)
+    assert clone(loaded).augment_scale == 1.0

@@ -26,6 +26,29 @@ def test_gaussian_max_pooling_is_the_peak_of_the_smoothed_map():
     assert pool_maps(maps, "max")[0] > pool_maps(maps, "max")[1]
 
 
+def test_gaussian_contrast_is_the_smoothed_peak_above_the_lower_quartile():
+    rng = np.random.default_rng(0)
+    maps = rng.normal(size=(4, 48, 48)).astype(np.float32)
+    scores = pool_maps(maps, "gaussian_contrast", sigma=2.0)
+    smooth = [ndimage.gaussian_filter(m, 2.0, mode="reflect") for m in maps]
+    # The lower quartile as the ceil(0.25 n)-th smallest value (no interpolation).
+    k = int(np.ceil(0.25 * 48 * 48))
+    expected = [s.max() - np.sort(s.ravel())[k - 1] for s in smooth]
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+    # A map raised everywhere scores as before; a local defect raises the score.
+    shifted = pool_maps(maps + 5.0, "gaussian_contrast", sigma=2.0)
+    np.testing.assert_allclose(shifted, scores, atol=1e-4)
+    defect = maps.copy()
+    defect[:, 20:28, 20:28] += 3.0
+    assert (pool_maps(defect, "gaussian_contrast", sigma=2.0) > scores).all()
+    # Under "gaussian_max" the raised map outscores the local defect.
+    raised = pool_maps(maps + 5.0, "gaussian_max", 2.0)
+    assert (raised > pool_maps(defect, "gaussian_max", 2.0)).all()
+    # Tensors in, a tensor out, as for the other poolings.
+    tensor = pool_maps(torch.from_numpy(maps), "gaussian_contrast", sigma=2.0)
+    np.testing.assert_allclose(tensor.numpy(), scores, rtol=1e-6)
+
+
 def test_calibrate_interpolates_the_table_per_channel():
     knots = np.linspace(0, 1, CALIBRATION_KNOTS)
     table = torch.tensor(np.stack([knots**2, 1 - knots]), dtype=torch.float32)
