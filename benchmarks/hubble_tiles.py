@@ -11,7 +11,7 @@ that skvqad's defaults were not designed around, each with its pixel mask:
 - a bleed column: a saturated vertical streak below a point, as a CCD bleeds;
 - a ghost: a faint, large, soft-edged disc (+0.12), an internal reflection.
 
-Runs the command line's defaults (the CPU model, 3000 optimisation steps) and
+Runs the command line's defaults (the CPU model, 6000 optimisation steps) and
 prints the template / SSIM / AM / SSIM+AM table::
 
     python benchmarks/hubble_tiles.py --output benchmarks/results/cpu-hubble
@@ -93,7 +93,7 @@ def make_hubble_defects(n_train=300, n_test=64, random_state=0):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()

@@ -64,12 +64,12 @@ CPU_MODEL = dict(hidden_channels=64, n_embeddings=256, embedding_dim=64,
 #: CIFAR-10 scores an image by its map's mean, as the paper does there: the
 #: anomaly is the whole image, which "gaussian_contrast" would subtract.
 _MVTEC = dict(image_size=256, n_downsampling=3, dilation_size=7, epochs=300,
-              quick_steps=3000, quick_crop=64)  # fmt: skip
+              quick_steps=6000, quick_crop=64)  # fmt: skip
 PROTOCOLS = {
     "mvtec": _MVTEC,
     "folder": _MVTEC,
     "ucsd": dict(image_size=128, n_downsampling=2, dilation_size=7,
-                 ssim_dilation_size=7, epochs=100, quick_steps=3000,
+                 ssim_dilation_size=7, epochs=100, quick_steps=6000,
                  quick_crop=64),
     "cifar10": dict(image_size=32, n_downsampling=2, dilation_size=3, epochs=100,
                     quick_steps=6000, quick_crop=None, score_pooling="mean"),

@@ -55,9 +55,9 @@ def _training_options():
     group.add_argument(
         "--steps",
         type=positive_int,
-        default=3000,
+        default=6000,
         help="training budget in optimisation steps, whatever the number of "
-        "images: the epochs are ceil(steps / batches per epoch) (default: 3000)",
+        "images: the epochs are ceil(steps / batches per epoch) (default: 6000)",
     )
     group.add_argument(
         "--max-epochs",
@@ -345,7 +345,7 @@ def _benchmark_parser(commands):
         "--quick",
         action="store_true",
         help="small model, for a CPU: trains for a fixed number of optimisation "
-        "steps (3000; 6000 on CIFAR-10) whatever the size of the data set, on "
+        "steps (6000) whatever the size of the data set, on "
         "random 64-pixel crops of images larger than that",
     )
     bench.add_argument(
