@@ -61,8 +61,6 @@ CPU_MODEL = dict(hidden_channels=64, n_embeddings=256, embedding_dim=64,
 #: quick (CPU) training budget: optimisation steps, whatever the number of
 #: training images, on random crops of ``quick_crop`` pixels (None: whole
 #: images), so that a quick run costs the same on 25 or 2,500 images.
-#: CIFAR-10 scores an image by its map's mean, as the paper does there: the
-#: anomaly is the whole image, which "gaussian_contrast" would subtract.
 _MVTEC = dict(image_size=256, n_downsampling=3, dilation_size=7, epochs=300,
               quick_steps=6000, quick_crop=64)  # fmt: skip
 PROTOCOLS = {
@@ -71,6 +69,8 @@ PROTOCOLS = {
     "ucsd": dict(image_size=128, n_downsampling=2, dilation_size=7,
                  ssim_dilation_size=7, epochs=100, quick_steps=6000,
                  quick_crop=64),
+    # The paper's score there, the map's mean: the anomaly is the whole
+    # image, which "gaussian_contrast" would subtract.
     "cifar10": dict(image_size=32, n_downsampling=2, dilation_size=3, epochs=100,
                     quick_steps=6000, quick_crop=None, score_pooling="mean"),
 }  # fmt: skip

@@ -10,6 +10,7 @@ from skvqad import VQVAE, VQVAELoss
 from skvqad._net import (
     DeadCodeRestart,
     VQVAENet,
+    _zooms,
     random_crop,
     random_rotated_crop,
     random_rotation,
@@ -236,8 +237,11 @@ def test_random_zoom_scales_the_sampled_window_log_uniformly():
     assert (slopes < 0.95).any() and (slopes > 1.05).any()
     turned = random_rotation(ramp, 0.0, torch.Generator().manual_seed(0), 2.0)
     assert not torch.allclose(turned, ramp)
-    # max_scale=1 draws nothing: the same crops as without the argument.
-    torch.testing.assert_close(
-        random_rotated_crop(ramp, 16, 10.0, torch.Generator().manual_seed(3), 1.0),
-        random_rotated_crop(ramp, 16, 10.0, torch.Generator().manual_seed(3)),
-    )
+    # max_scale=1 draws nothing from the generator (trainings without zooms
+    # draw the flips, angles and crops they drew before the option existed).
+    generator = torch.Generator().manual_seed(3)
+    state = generator.get_state()
+    assert (_zooms(8, 1.0, generator) == 1).all()
+    assert torch.equal(generator.get_state(), state)
+    _zooms(8, 1.25, generator)
+    assert not torch.equal(generator.get_state(), state)
