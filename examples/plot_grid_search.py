@@ -60,7 +60,7 @@ search.fit(X, masks)
 
 # %%
 # Results. Each cached training is one folder in the joblib cache.
-trained = len(list(Path(cache).glob("joblib/**/train_net/*/output.pkl")))
+trained = len(list(Path(cache).glob("joblib/**/output.pkl")))
 print(
     f"{len(search.cv_results_['params'])} candidates x 2 folds = 12 fits, "
     f"{trained} networks trained"

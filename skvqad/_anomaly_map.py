@@ -39,10 +39,12 @@ from ._parameters import MAP, POOLINGS
 __all__ = [
     "MAP_TYPES",
     "POOLINGS",
+    "anomaly_map_batches",
     "anomaly_maps",
     "calibrate",
     "caller_level",
     "compared_reconstruction",
+    "detector_image_scores",
     "detector_maps",
     "detector_scores",
     "detector_statistics",
@@ -108,8 +110,11 @@ def forward_batches(module, images, *, batch_size, device):
     ----------
     module : skvqad.VQVAE
         The trained network; put in evaluation mode.
-    images : ndarray of shape (n, H, W, C), float32
-        Images in [0, 1], channels last.
+    images : ndarray of shape (n, H, W, C), float32, or ImageFiles
+        Images in [0, 1], channels last; or a
+        :class:`~skvqad.datasets.ImageFiles` (any sequence whose items are
+        such images, with a ``num_workers`` attribute), read batch by batch
+        by a torch ``DataLoader``.
     batch_size : int
         Images per forward pass, >= 1.
     device : str or torch.device
@@ -126,12 +131,32 @@ def forward_batches(module, images, *, batch_size, device):
     """
     module.eval()
     stride = 2**module.n_downsampling
-    for start in range(0, images.shape[0], batch_size):
-        batch_slice = slice(start, start + batch_size)
-        batch = torch.from_numpy(images[batch_slice]).movedim(-1, 1).to(device)
+    for batch_slice, batch in _image_batches(images, batch_size, device):
+        # One memory layout whatever the source (an array's slice or a
+        # DataLoader's stack), so that both give the same float32 results.
+        batch = batch.movedim(-1, 1).to(device, memory_format=torch.contiguous_format)
         with torch.no_grad():
             output = module(pad_to_stride(batch, stride))
         yield batch_slice, batch, output
+
+
+def _image_batches(images, batch_size, device):
+    """``(slice, (b, H, W, C) float32 tensor)`` batches of an array or files."""
+    if isinstance(images, np.ndarray):
+        for start in range(0, images.shape[0], batch_size):
+            batch_slice = slice(start, start + batch_size)
+            yield batch_slice, torch.from_numpy(images[batch_slice])
+        return
+    loader = torch.utils.data.DataLoader(
+        images,
+        batch_size=batch_size,
+        num_workers=images.num_workers,
+        pin_memory=torch.device(device).type == "cuda",
+    )
+    start = 0
+    for batch in loader:
+        yield slice(start, start + len(batch)), batch
+        start += len(batch)
 
 
 def reconstruction(logits, size, kind):
@@ -278,6 +303,34 @@ def anomaly_maps(
         One map stack per map type.
     """
     maps = {mt: np.empty(images.shape[:3], dtype=np.float32) for mt in map_types}
+    for batch_slice, batch_maps in anomaly_map_batches(
+        module,
+        images,
+        settings,
+        map_types,
+        batch_size=batch_size,
+        device=device,
+        statistics=statistics,
+    ):
+        for map_type, values in batch_maps.items():
+            maps[map_type][batch_slice] = values
+    return maps
+
+
+def anomaly_map_batches(
+    module, images, settings, map_types, *, batch_size, device, statistics=None
+):
+    """:func:`anomaly_maps` batch by batch, so that the maps need not all fit.
+
+    Parameters are those of :func:`anomaly_maps`.
+
+    Yields
+    ------
+    batch_slice : slice
+        The batch's rows of ``images``.
+    maps : dict of str to ndarray of shape (b, H, W), float32
+        The batch's maps of each map type, on the CPU.
+    """
     for batch_slice, batch, output in forward_batches(
         module, images, batch_size=batch_size, device=device
     ):
@@ -285,8 +338,8 @@ def anomaly_maps(
         for map_type, values in batch_maps.items():
             if statistics is not None:
                 values = normalize_maps(values, statistics[map_type])
-            maps[map_type][batch_slice] = values.cpu().numpy()
-    return maps
+            batch_maps[map_type] = values.cpu().numpy()
+        yield batch_slice, batch_maps
 
 
 def normalize_maps(maps, statistics):
@@ -341,6 +394,39 @@ def detector_maps(detector, images, map_types):
         device=detector.net_.device,
         statistics=detector_statistics(detector, settings),
     )
+
+
+def detector_image_scores(detector, images):
+    """A detector's ``score_samples`` of images, pooled batch by batch.
+
+    The scores of :func:`detector_scores` on :func:`detector_maps`, without
+    holding every map at once (the memory of a batch, not of the set).
+
+    Parameters
+    ----------
+    detector : VQVAEAnomalyDetector
+        Fitted.
+    images : ndarray of shape (n, H, W, C), float32, or ImageFiles
+        Validated images in [0, 1].
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+    """
+    settings = map_settings(detector.get_params())
+    map_type = detector.anomaly_map_type
+    scores = np.empty(len(images), dtype=np.float64)
+    for batch_slice, maps in anomaly_map_batches(
+        detector.net_.module_,
+        images,
+        settings,
+        (map_type,),
+        batch_size=int(detector.batch_size),
+        device=detector.net_.device,
+        statistics=detector_statistics(detector, settings),
+    ):
+        scores[batch_slice] = detector_scores(detector, maps[map_type])
+    return scores
 
 
 def detector_statistics(detector, settings):

@@ -1,18 +1,18 @@
 """VQ-VAE image anomaly detector (Gangloff et al., 2022) as a scikit-learn estimator."""
 
-import os
 import warnings
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, check_memory
+from sklearn.utils.validation import check_is_fitted
 
 from . import _parameters
 from ._anomaly_map import (
     MAP_TYPES,
     compared_reconstruction,
+    detector_image_scores,
     detector_maps,
     detector_scores,
     forward_batches,
@@ -26,14 +26,9 @@ from ._anomaly_map import (
 )
 from ._fit_statistics import map_statistics, training_statistics
 from ._maps import check_luminance_channels
-from ._training import StoppedEarly, train_net
-from ._validation import (
-    check_device,
-    check_images,
-    is_tabular,
-    tabular_as_images,
-    tensor_to_array,
-)
+from ._training import PaddedImageFiles, StoppedEarly, fit_network
+from ._validation import check_detector_input, check_device
+from .datasets._image_files import as_image_files
 
 __all__ = ["VQVAEAnomalyDetector"]
 
@@ -221,9 +216,16 @@ default="gaussian_contrast"
         {training}.
 
         Refitting with only map or scoring parameters changed, as a grid
-        search does, loads the network instead of training it. Those are:
+        search does, loads the network instead of training it (once across
+        processes sharing the folder: a file lock per network). Those are:
 
         {post}.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train through Hugging Face accelerate (skorch's ``AccelerateMixin``):
+        run under ``accelerate launch`` or ``torchrun``, each process trains
+        on its share of every epoch (``batch_size`` per process), and all end
+        with the same network; ``device`` is then ignored, and with several
+        processes so is ``memory``. The user guide's "Scaling out" tells how.
     verbose : int, default=0
         0 silent; 1 prints skorch's per-epoch table; 2 adds its progress bar.
 
@@ -280,8 +282,11 @@ float32
     Images: channels last, ``(n, H, W)`` or ``(n, H, W, C)``, uint8 (/ 255),
     uint16 (/ 65535) or floats in [0, 1], any size (padded by reflection to a
     multiple of ``2**n_downsampling``); 2-D input is tabular (rows become
-    images of height 1); ``docs/usage.rst``. The loss sums each term over an
-    image's pixels or latents, averaged over the batch (Eq. 4 of [1]_).
+    images of height 1); a list of image paths or a
+    :class:`~skvqad.datasets.ImageFiles` is read in batches, for data sets
+    larger than memory (same results as the array of its images);
+    ``docs/usage.rst``. The loss sums each term over an image's pixels or
+    latents, averaged over the batch (Eq. 4 of [1]_).
 
     Departures from the paper, each measured (``docs/method.rst``): an EMA
     codebook with restarts of unused vectors, flips and small turns of the
@@ -361,6 +366,7 @@ float32
         random_state=None,
         callbacks=None,
         memory=None,
+        accelerator=None,
         verbose=0,
     ):
         self.n_downsampling = n_downsampling
@@ -400,6 +406,7 @@ float32
         self.random_state = random_state
         self.callbacks = callbacks
         self.memory = memory
+        self.accelerator = accelerator
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -409,8 +416,8 @@ float32
         Parameters
         ----------
         X : array-like of shape (n_samples, height, width) or \
-(n_samples, height, width, channels) or (n_samples, n_features)
-            Normal (defect-free) training images (Notes of the class).
+(n_samples, height, width, channels) or (n_samples, n_features), or paths
+            Normal (defect-free) training images, or their files (Notes).
         y : None
             Ignored; present for API consistency.
 
@@ -423,14 +430,13 @@ float32
         ------
         ValueError
             If ``X`` is empty, not 2-, 3- or 4-D, holds images of mixed sizes,
-            contains NaN or infinity, or holds floats outside [0, 1]; if a
+            NaN, infinity, floats outside [0, 1] or unreadable files; if a
             parameter is invalid (``crop_size`` not a multiple of
             ``2**n_downsampling``), ``device`` is not a torch device, or it
             asks for CUDA where there is none.
         TypeError
             If the dtype of ``X`` is neither floating, bool, uint8 nor uint16.
         """
-        self._check_ssim_win_size()
         stride = 2 ** int(self.n_downsampling)
         if self.crop_size is not None and (
             self.crop_size < 2 * stride or self.crop_size % stride
@@ -442,18 +448,26 @@ float32
         images = self._validate_images(X, reset=True)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         device = check_device(self.device)
-        memory = (
-            str(self.memory) if isinstance(self.memory, os.PathLike) else self.memory
-        )
-        train = check_memory(memory).cache(train_net, ignore=["verbose"])
         # Plain Python numbers, so that 2e-4 and np.float64(2e-4) share a cache key.
         training_params = {
             name: plain(getattr(self, name)) for name in _parameters.TRAINING
         }
-        x = torch.from_numpy(images).movedim(-1, 1)
-        x = pad_to_stride(x, 2 ** int(self.n_downsampling)).contiguous().numpy()
+        files = not isinstance(images, np.ndarray)  # ImageFiles, read in batches
+        if files:
+            x = PaddedImageFiles(images, stride)
+        else:
+            x = pad_to_stride(torch.from_numpy(images).movedim(-1, 1), stride)
+            x = x.contiguous().numpy()
         try:
-            self.net_ = train(x, training_params, seed, device, self.verbose)
+            self.net_ = fit_network(
+                x,
+                training_params,
+                seed,
+                device,
+                verbose=self.verbose,
+                memory=self.memory,
+                accelerator=self.accelerator,
+            )
         except StoppedEarly as stopped:
             self.net_ = stopped.net
             warnings.warn(
@@ -478,14 +492,17 @@ float32
             self.net_.module_,
             images,
             self.map_statistics_settings_,
-            self.anomaly_map_type,
+            None if files else self.anomaly_map_type,  # files: a second pass
             batch_size=int(self.batch_size),
             device=self.net_.device,
         )
-        if self.map_normalization == "per_pixel":  # as detector_maps does
-            statistics = self.map_statistics_[self.anomaly_map_type]
-            train_maps = normalize_maps(torch.from_numpy(train_maps), statistics)
-        train_scores = detector_scores(self, np.asarray(train_maps))  # float64 pooling
+        if files:
+            train_scores = detector_image_scores(self, images)
+        else:
+            if self.map_normalization == "per_pixel":  # as detector_maps does
+                statistics = self.map_statistics_[self.anomaly_map_type]
+                train_maps = normalize_maps(torch.from_numpy(train_maps), statistics)
+            train_scores = detector_scores(self, np.asarray(train_maps))
         if not np.isfinite(train_scores).all():
             raise ValueError(
                 "Training diverged: the anomaly maps of the training images are "
@@ -617,7 +634,7 @@ float32
         """
         images = self._validate_images(X, reset=False)
         settings = map_settings(self.get_params())
-        out = np.empty_like(images)
+        out = np.empty(images.shape, dtype=np.float32)
         for batch_slice, batch, output in forward_batches(
             self.net_.module_,
             images,
@@ -637,29 +654,11 @@ float32
             check_is_fitted(self)
             # Post-processing parameters may have been changed by set_params.
             self._validate_params()
-            self._check_ssim_win_size()
-        X = tensor_to_array(X)
-        if is_tabular(X):
-            images = tabular_as_images(self, X, reset=reset)
-        else:
-            images = check_images(X)
-            if reset:
-                for attribute in ("n_features_in_", "feature_names_in_", "scaler_"):
-                    self.__dict__.pop(attribute, None)
-            elif hasattr(self, "scaler_"):
-                raise ValueError(
-                    "The detector was fitted on 2-D (n_samples, n_features) data; "
-                    "pass 2-D data with the same features."
-                )
-        if not reset and images.shape[-1] != self.n_channels_:
-            raise ValueError(
-                f"X has {images.shape[-1]} channel(s), but the detector was fitted "
-                f"on images with {self.n_channels_} channel(s)."
-            )
+        self._check_ssim_win_size()
+        files = as_image_files(X)
+        images = check_detector_input(self, X, reset=reset, files=files)
         if self.ssim_channel_reduction == "luminance":  # before any training
             check_luminance_channels(images.shape[-1])
-        if reset:
-            self.n_channels_ = images.shape[-1]
         return images
 
     def _check_ssim_win_size(self):
@@ -671,9 +670,8 @@ float32
         return detector_maps(self, images, map_types)
 
     def _score(self, images):
-        """Scores (n,) float64 of validated (n, H, W, C) images."""
-        maps = self._maps(images, (self.anomaly_map_type,))[self.anomaly_map_type]
-        return detector_scores(self, maps)
+        """Scores (n,) float64 of validated images, pooled batch by batch."""
+        return detector_image_scores(self, images)
 
     @property
     def reconstruction_calibration_(self):

@@ -51,8 +51,8 @@ def training_statistics(module, images, *, batch_size, device):
     ----------
     module : skvqad.VQVAE
         The trained network.
-    images : ndarray of shape (n, H, W, C), float32
-        The training images.
+    images : ndarray of shape (n, H, W, C), float32, or ImageFiles
+        The training images (files are read in batches).
     batch_size : int
         Images per forward pass, >= 1.
     device : str or torch.device
@@ -80,30 +80,34 @@ def training_statistics(module, images, *, batch_size, device):
     n, height, width, n_channels = images.shape
     # A fixed stride through the training pixels: deterministic, no RNG.
     step = max(1, (n * height * width) // _CALIBRATION_PIXELS)
-    pairs = {kind: [] for kind in RECONSTRUCTIONS}
-    for _, batch, output in forward_batches(
-        module, images, batch_size=batch_size, device=device
+    # Every pixel pair kept goes into one array allocated up front: many
+    # small arrays kept among the freed batches fragment the heap, and the
+    # memory of a pass over image files then grows with their number.
+    per_batch = [
+        -(-min(batch_size, n - start) * height * width // step)
+        for start in range(0, n, batch_size)
+    ]
+    pairs = np.empty((len(RECONSTRUCTIONS), n_channels, 2, sum(per_batch)), np.float32)
+    ends = np.cumsum(per_batch)
+    for i, (_, batch, output) in enumerate(
+        forward_batches(module, images, batch_size=batch_size, device=device)
     ):
         idx = output.indices.reshape(-1).cpu()
         # Accumulated in float64 on the CPU, never on the device.
         sums.index_add_(0, idx, output.alignment.reshape(-1).cpu().double())
         counts += torch.bincount(idx, minlength=n_codes).double()
-        for kind, kept in pairs.items():
+        for k, kind in enumerate(RECONSTRUCTIONS):
             recon = reconstruction(output.logits, batch.shape[-2:], kind)
             both = torch.stack([recon, batch]).movedim(2, 0)
-            kept.append(both.reshape(n_channels, 2, -1)[:, :, ::step].cpu().numpy())
+            sample = both.reshape(n_channels, 2, -1)[:, :, ::step]
+            pairs[k, ..., ends[i] - per_batch[i] : ends[i]] = sample.cpu().numpy()
     overall = sums.sum() / counts.sum()
     means = torch.where(counts > 0, sums / counts.clamp_min(1.0), overall)
     # Floor: a code whose training vectors sit exactly on it must not divide by 0.
     floor = max(float(overall) * 1e-3, 1e-12)
     usage = float((counts > 0).double().mean())
     calibration = torch.from_numpy(
-        np.stack(
-            [
-                [_isotonic_table(*pair) for pair in np.concatenate(kept, -1)]
-                for kept in pairs.values()
-            ]
-        )
+        np.stack([[_isotonic_table(*pair) for pair in kind] for kind in pairs])
     )
     return means.clamp_min(floor).float(), usage, calibration
 
@@ -140,9 +144,10 @@ def map_statistics(module, images, settings, map_type, *, batch_size, device):
         As for :func:`training_statistics`.
     settings : mapping
         The map parameters (:func:`skvqad._anomaly_map.map_settings`).
-    map_type : {"ssim", "am", "ssim+am"}
+    map_type : {"ssim", "am", "ssim+am"} or None
         The map whose raw values are also returned (the detector scores the
-        training images from them: one forward pass for both).
+        training images from them: one forward pass for both); None keeps
+        none (image files: the memory must not grow with their number).
 
     Returns
     -------
@@ -150,11 +155,11 @@ def map_statistics(module, images, settings, map_type, *, batch_size, device):
         For each of :data:`MAP_TYPES`, ``mu`` (row 0) and the scale (row 1,
         > 0; all ones, with a warning, when no pixel varies over the
         training maps, as with one training image or identical ones).
-    maps : ndarray of shape (n, H, W), float32
+    maps : ndarray of shape (n, H, W), float32, or None
         The raw ``map_type`` maps of the training images.
     """
     sums = {}
-    maps = np.empty(images.shape[:3], dtype=np.float32)
+    maps = None if map_type is None else np.empty(images.shape[:3], np.float32)
     for batch_slice, batch, output in forward_batches(
         module, images, batch_size=batch_size, device=device
     ):

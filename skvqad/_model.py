@@ -174,7 +174,18 @@ class VectorQuantizer(nn.Module):
         Typical squared distance of normal encoder outputs to each vector,
         > 0; ones until set (the detector sets it after training, from the
         training images). Saved with the module's parameters.
+    sync_statistics : bool
+        Whether training-mode batches sum their selection counts (and EMA
+        statistics) over the processes of torch.distributed's default group
+        before using them, and :meth:`restart_dead_codes` takes rank 0's new
+        vectors: data-parallel training, where every process must keep the
+        codebook of all the data (as :class:`torch.nn.SyncBatchNorm` keeps
+        batch statistics). False (the class default) outside training;
+        :class:`~skvqad._net.AcceleratedVQVAENet` sets it while it trains.
     """
+
+    #: Not a constructor argument: set around data-parallel training only.
+    sync_statistics = False
 
     def __init__(self, n_embeddings, embedding_dim, ema_decay=None):
         super().__init__()
@@ -233,12 +244,17 @@ class VectorQuantizer(nn.Module):
         idx = indices.reshape(-1)
         counts = torch.bincount(idx, minlength=self.epoch_counts.numel())
         counts = counts.to(self.epoch_counts.dtype)
+        if self.ema_decay is not None:
+            sums = torch.zeros_like(self.ema_sums).index_add_(0, idx, flat.float())
+        if self.sync_statistics:  # the whole data-parallel batch, on every process
+            torch.distributed.all_reduce(counts)
+            if self.ema_decay is not None:
+                torch.distributed.all_reduce(sums)
         self.epoch_counts += counts
         self._last_z_e = flat
         if self.ema_decay is None:
             return
         decay = float(self.ema_decay)
-        sums = torch.zeros_like(self.ema_sums).index_add_(0, idx, flat.float())
         self.ema_counts.mul_(decay).add_(counts, alpha=1.0 - decay)
         self.ema_sums.mul_(decay).add_(sums, alpha=1.0 - decay)
         total = self.ema_counts.sum()
@@ -259,7 +275,8 @@ class VectorQuantizer(nn.Module):
         Each codebook vector with a zero count in :attr:`epoch_counts` is set
         to an encoder output drawn at random from the last training batch
         (the "random restart" of Dhariwal et al., 2020, Jukebox, Sec. 3.2;
-        Zeghidour et al., 2021, SoundStream). Counts are then reset.
+        Zeghidour et al., 2021, SoundStream). Counts are then reset. With
+        :attr:`sync_statistics`, every process takes rank 0's draws.
 
         Parameters
         ----------
@@ -278,6 +295,8 @@ class VectorQuantizer(nn.Module):
         pool = self._last_z_e
         picks = torch.randint(pool.shape[0], (dead.numel(),), generator=generator)
         new = pool[picks.to(pool.device)].to(self.codebook.weight.dtype)
+        if self.sync_statistics:  # the dead codes are the same on every process
+            torch.distributed.broadcast(new, src=0)
         self.codebook.weight[dead] = new
         if self.ema_decay is not None:
             self.ema_sums[dead] = new

@@ -9,10 +9,11 @@ import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.callbacks import Callback, PassthroughScoring
 from skorch.dataset import unpack_data
+from skorch.hf import AccelerateMixin
 from skorch.utils import to_tensor
 from tqdm.auto import tqdm
 
-__all__ = ["EpochProgressBar", "VQVAENet"]
+__all__ = ["AcceleratedVQVAENet", "EpochProgressBar", "VQVAENet"]
 
 #: Values of ``VQVAENet(augment=...)``.
 AUGMENTATIONS = (None, "hflip", "flips")
@@ -114,7 +115,7 @@ class VQVAENet(NeuralNet):
             )
         if not self.augment_scale >= 1:
             raise ValueError(f"augment_scale must be >= 1, got {self.augment_scale!r}")
-        stride = 2**self.module_.n_downsampling
+        stride = 2 ** unwrapped_module(self).n_downsampling
         if self.crop_size is not None and (
             self.crop_size < 2 * stride or self.crop_size % stride
         ):
@@ -125,9 +126,13 @@ class VQVAENet(NeuralNet):
 
     def train_step_single(self, batch, **fit_params):
         """skorch's training step, on a randomly flipped, turned and cropped batch."""
+        return super().train_step_single(self.augmented_batch(batch), **fit_params)
+
+    def augmented_batch(self, batch):
+        """``batch`` randomly flipped, turned and cropped (as set), on the device."""
         resample = bool(self.augment_rotation) or self.augment_scale > 1
         if self.augment is None and not resample and not self.crop_size:
-            return super().train_step_single(batch, **fit_params)
+            return batch
         Xi, yi = unpack_data(batch)
         x = to_tensor(Xi, device=self.device)
         generator = getattr(self, "augment_generator_", None)
@@ -149,7 +154,7 @@ class VQVAENet(NeuralNet):
             x = random_rotation(x, turn, generator, zoom)
         elif self.crop_size:
             x = random_crop(x, self.crop_size, generator)
-        return super().train_step_single((x, yi), **fit_params)
+        return x, yi
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Loss of a batch from the module output ``y_pred`` and the input ``X``.
@@ -172,6 +177,76 @@ class VQVAENet(NeuralNet):
         """
         x = to_tensor(X, device=self.device)
         return self.criterion_(y_pred.logits, x, y_pred.z_e, y_pred.z_q)
+
+
+class AcceleratedVQVAENet(AccelerateMixin, VQVAENet):
+    """:class:`VQVAENet` trained through Hugging Face accelerate (skorch's mixin).
+
+    skorch's :class:`~skorch.hf.AccelerateMixin` prepares the module, the
+    optimizer and every epoch's data loader with the ``accelerator`` (under
+    ``accelerate launch`` or ``torchrun``: PyTorch DDP, each process training
+    on its share of the batches) and unwraps the module after training. What
+    the VQ-VAE learns without gradients is kept the same on every process:
+
+    * the quantiser sums its selection counts and EMA statistics over the
+      processes (:attr:`skvqad._model.VectorQuantizer.sync_statistics`), so
+      the codebook follows all the data, and dead codes restart from rank
+      0's draws;
+    * at the end of training every buffer (the batch-norm running
+      statistics) is rank 0's, as DDP makes it before each forward pass;
+    * process ``i`` draws its augmentations from seed ``augment_seed + i``,
+      so that the processes do not flip their different images alike.
+
+    Parameters
+    ----------
+    accelerator : accelerate.Accelerator
+        As for :class:`skorch.hf.AccelerateMixin`; ``device`` must be None
+        when it places the tensors (its default).
+    **kwargs
+        As for :class:`VQVAENet` and :class:`skorch.hf.AccelerateMixin`.
+    """
+
+    def _initialize_accelerator(self):
+        # skorch's preparation but for the criterion: it has no parameters (nor
+        # a device), and accelerate (1.16) wraps every module it prepares on
+        # several CPU processes in DDP, which refuses such a module.
+        criteria, self._criteria = self._criteria, []
+        try:
+            return super()._initialize_accelerator()
+        finally:
+            self._criteria = criteria
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Check the settings; seed this process's augmentations; sync the codes."""
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        if getattr(self, "augment_generator_", None) is None:
+            seed = int(self.augment_seed) + self.accelerator.process_index
+            self.augment_generator_ = torch.Generator().manual_seed(seed)
+        quantizer = unwrapped_module(self).quantizer
+        quantizer.sync_statistics = self.accelerator.num_processes > 1
+
+    def train_step_single(self, batch, **fit_params):
+        """skorch's accelerated training step, on the augmented batch."""
+        return super().train_step_single(self.augmented_batch(batch), **fit_params)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Give every process rank 0's buffers, then unwrap (skorch's mixin)."""
+        module = unwrapped_module(self)
+        module.quantizer.sync_statistics = False
+        if self.accelerator.num_processes > 1:
+            # DDP broadcasts rank 0's buffers before each forward pass only:
+            # the batch-norm statistics of each process's last batch differ.
+            for buffer in module.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+        return super().on_train_end(net, X=X, y=y, **kwargs)
+
+
+def unwrapped_module(net):
+    """``net.module_``, without the wrapper (DDP) that accelerate may put on it."""
+    accelerator = getattr(net, "accelerator", None)
+    if accelerator is None:
+        return net.module_
+    return accelerator.unwrap_model(net.module_)
 
 
 def random_rotation(x, max_degrees, generator, max_scale=1.0):
@@ -378,7 +453,7 @@ class DeadCodeRestart(Callback):
         self.max_epochs_ = len(net.history) + int(net.max_epochs)
 
     def on_epoch_end(self, net, **kwargs):
-        quantizer = net.module_.quantizer
+        quantizer = unwrapped_module(net).quantizer
         if len(net.history) >= self.max_epochs_:
             quantizer.epoch_counts.zero_()
             net.history.record("restarted_codes", 0)
@@ -392,7 +467,7 @@ class DeadCodeRestart(Callback):
         )
 
     def on_train_end(self, net, **kwargs):
-        net.module_.quantizer.release_training_state()
+        unwrapped_module(net).quantizer.release_training_state()
         self.generator_ = None
 
 
@@ -406,7 +481,7 @@ class CodebookPerplexity(Callback):
 
     def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
         if training and y_pred is not None:
-            n_codes = net.module_.quantizer.codebook.num_embeddings
+            n_codes = unwrapped_module(net).quantizer.codebook.num_embeddings
             net.history.record_batch(
                 "perplexity", codebook_perplexity(y_pred.indices, n_codes)
             )

@@ -83,7 +83,7 @@ MAP = (
 SCORING = ("anomaly_map_type", "score_pooling", "score_sigma", "contamination")
 
 #: Parameters that change neither the network nor the maps.
-RUNTIME = ("device", "random_state", "memory", "verbose")
+RUNTIME = ("device", "random_state", "memory", "accelerator", "verbose")
 
 #: scikit-learn's ``_parameter_constraints`` of the detector, per parameter.
 CONSTRAINTS = {
@@ -124,6 +124,7 @@ CONSTRAINTS = {
     "random_state": ["random_state"],
     "callbacks": [list, None],
     "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+    "accelerator": [None, HasMethods(["prepare"])],
     "verbose": ["verbose"],
 }
 

@@ -17,6 +17,7 @@ from ._anomaly_map import (
 )
 from ._maps import ssim_map
 from ._validation import check_device, check_images, tensor_to_array
+from .datasets._image_files import as_image_files
 
 __all__ = ["TemplateAnomalyDetector"]
 
@@ -130,8 +131,10 @@ default="mean"
         Parameters
         ----------
         X : array-like of shape (n_samples, height, width) or \
-(n_samples, height, width, channels)
-            Normal images, as for :meth:`VQVAEAnomalyDetector.fit`.
+(n_samples, height, width, channels), or image paths
+            Normal images, as for :meth:`VQVAEAnomalyDetector.fit`; image
+            paths or an :class:`~skvqad.datasets.ImageFiles` are read into
+            memory (the baseline holds no network to stream through).
         y : None
             Ignored.
 
@@ -147,7 +150,7 @@ default="mean"
         """
         if self.ssim_win_size % 2 == 0:
             raise ValueError(f"ssim_win_size must be odd, got {self.ssim_win_size}.")
-        images = check_images(tensor_to_array(X))
+        images = check_images(_as_array(X))
         self.device_ = check_device(self.device)
         self.template_ = images.mean(axis=0, dtype=np.float64).astype(np.float32)
         self.offset_ = offset_from_scores(-self._pooled(images), self.contamination)
@@ -175,7 +178,7 @@ default="mean"
         """
         check_is_fitted(self)
         self._validate_params()  # set_params may have changed them
-        images = check_images(tensor_to_array(X))
+        images = check_images(_as_array(X))
         if images.shape[1:] != self.template_.shape:
             raise ValueError(
                 f"X holds images of shape {images.shape[1:]} (height, width, "
@@ -261,3 +264,9 @@ default="mean"
         tags.input_tags.three_d_array = True
         tags.input_tags.two_d_array = False
         return tags
+
+
+def _as_array(X):
+    """``X`` as an array: image paths (or ImageFiles) are read, all at once."""
+    files = as_image_files(X)
+    return tensor_to_array(X) if files is None else np.asarray(files)

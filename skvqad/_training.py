@@ -5,15 +5,24 @@ cache :func:`train_net` (its arguments are the cache key).
 """
 
 import copy
+import os
 import threading
 
 import torch
 from skorch.callbacks import Callback, ProgressBar
 
+from ._anomaly_map import pad_to_stride
+from ._cache import cached_call
 from ._model import VQVAE, VQVAELoss
-from ._net import DeadCodeRestart, VQVAENet
+from ._net import AcceleratedVQVAENet, DeadCodeRestart, VQVAENet, unwrapped_module
 
-__all__ = ["EpochCounter", "StoppedEarly", "train_net"]
+__all__ = [
+    "EpochCounter",
+    "PaddedImageFiles",
+    "StoppedEarly",
+    "fit_network",
+    "train_net",
+]
 
 #: Serialises the seeded weight initialisation of fits in parallel threads.
 _GLOBAL_RNG_LOCK = threading.Lock()
@@ -37,11 +46,84 @@ class StoppedEarly(Exception):
         self.net, self.n_epochs = net, n_epochs
 
 
-def train_net(X, training_params, seed, device, verbose):
+class PaddedImageFiles(torch.utils.data.Dataset):
+    """Training images read from files, channels first and padded, for skorch.
+
+    ``files``: a :class:`~skvqad.datasets.ImageFiles`. A torch ``Dataset`` of
+    ``(image, 0)`` pairs: ``image`` a tensor of shape
+    (channels, H', W'), float32, the file's image padded by reflection to a
+    multiple of ``stride`` (as the detector pads training arrays), and the 0
+    skorch's placeholder target. Its pickle, hence the ``memory=`` cache key,
+    holds the paths, the reading options and each file's size and
+    modification time, so that a file changed on disk is trained on again.
+    """
+
+    def __init__(self, files, stride):
+        self.files = files
+        self.stride = int(stride)
+        self.stamps = tuple(
+            (os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in files.paths
+        )
+        n, height, width, channels = files.shape
+        probe = pad_to_stride(torch.zeros(1, 1, height, width), self.stride)
+        self.shape = (n, channels, *probe.shape[-2:])
+        self.num_workers = files.num_workers
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        image = torch.from_numpy(self.files[i]).movedim(-1, 0)[None]
+        return pad_to_stride(image, self.stride)[0].contiguous(), torch.zeros(1)
+
+
+def fit_network(X, training_params, seed, device, *, verbose, memory, accelerator):
+    """Train (or load from ``memory``) the detector's network: what ``fit`` calls.
+
+    ``X``: the padded (n, C, H, W) float32 training images, or a torch
+    Dataset of them. ``memory``: the detector's parameter (None, a path or a
+    ``joblib.Memory``). ``accelerator``: None or an ``accelerate.Accelerator``.
+    With a cache folder, a network is trained once even when processes or
+    machines sharing the folder ask for it together (:func:`cached_call`).
+
+    With an ``accelerator`` of several processes, ``memory`` is not used:
+    they train one network together, and a cache lock that made one wait
+    for another would leave the other waiting for it in the training's
+    collectives. With one process, the key also holds the accelerator's
+    device, mixed precision and gradient accumulation.
+    """
+    if accelerator is not None and accelerator.num_processes > 1:
+        return train_net(X, training_params, seed, None, verbose, accelerator)
+    if accelerator is not None:
+        settings = {
+            "mixed_precision": accelerator.mixed_precision,
+            "gradient_accumulation_steps": accelerator.gradient_accumulation_steps,
+        }
+        return cached_call(
+            memory,
+            train_net,
+            X,
+            {**training_params, "accelerate": settings},
+            seed,
+            str(accelerator.device),  # in the key; train_net takes the accelerator's
+            verbose,
+            accelerator,
+            ignore=["verbose", "accelerator"],
+        )
+    return cached_call(
+        memory, train_net, X, training_params, seed, device, verbose, ignore=["verbose"]
+    )
+
+
+def train_net(X, training_params, seed, device, verbose, accelerator=None):
     """Build and train a :class:`VQVAENet` on padded (n, C, H, W) float32 ``X``.
 
     Module level so that ``joblib.Memory`` can cache it: the key is the data,
-    the training parameters, the seed and the device (not ``verbose``).
+    the training parameters, the seed and the device (not ``verbose``). With
+    an ``accelerate.Accelerator``, an :class:`AcceleratedVQVAENet` on its
+    device instead (``device`` is ignored; the accelerator is not in the
+    key); afterwards the accelerator keeps no reference to it
+    (``accelerator.free_memory()``).
     """
     p = training_params
     counter = EpochCounter()
@@ -53,7 +135,19 @@ def train_net(X, training_params, seed, device, verbose):
         callbacks.insert(1, ("restart_dead_codes", DeadCodeRestart(seed=seed)))
     if verbose >= 2:
         callbacks.append(("progress", ProgressBar()))
-    net = VQVAENet(
+    net_class, placement = VQVAENet, {"device": device}
+    if accelerator is not None:
+        device = accelerator.device  # torch.load knows "cpu", not "cpu:0"
+        device = "cpu" if device.type == "cpu" else str(device)
+        # skorch's mixin wants device None where the accelerator places tensors.
+        net_class = AcceleratedVQVAENet
+        placement = {
+            "accelerator": accelerator,
+            "device": None if accelerator.device_placement else device,
+            # Its "auto" sink (the main process's print) ignores verbose=0.
+            "callbacks__print_log__sink": "auto" if verbose else print,
+        }
+    net = net_class(
         module=VQVAE,
         module__in_channels=X.shape[1],
         module__hidden_channels=int(p["hidden_channels"]),
@@ -72,14 +166,16 @@ def train_net(X, training_params, seed, device, verbose):
         iterator_train__shuffle=True,
         # Batch order from a generator of our own, not torch's global one.
         iterator_train__generator=torch.Generator().manual_seed(seed),
+        # Image files (skvqad.datasets.ImageFiles) are read by worker processes.
+        iterator_train__num_workers=getattr(X, "num_workers", 0),
         callbacks=callbacks,
         augment=p["augment"],
         augment_rotation=float(p["augment_rotation"]),
         augment_scale=float(p["augment_scale"]),
         crop_size=None if p["crop_size"] is None else int(p["crop_size"]),
         augment_seed=seed,
-        device=device,
         verbose=int(verbose),
+        **placement,
     )
     # Weight and codebook initialisation draw from torch's global RNG. Seed it
     # in a forked state (the user's state comes back untouched), under a lock
@@ -94,8 +190,16 @@ def train_net(X, training_params, seed, device, verbose):
     try:
         net.partial_fit(X, y=None)  # trains max_epochs epochs; no re-initialisation
     finally:  # training-only state, not worth pickling
-        net.module_.quantizer.release_training_state()
+        quantizer = unwrapped_module(net).quantizer
+        quantizer.release_training_state()
         net.augment_generator_ = None
+        if accelerator is not None:
+            quantizer.sync_statistics = False  # also after a failure
+            accelerator.free_memory()
+    if accelerator is not None:
+        # The unwrapped module is on the accelerator's device: say so, for the
+        # detector's statistics and for unpickling where that device is absent.
+        net.device = device
     if counter.n_epochs_ < int(p["max_epochs"]):
         raise StoppedEarly(net, counter.n_epochs_)
     return net

@@ -236,3 +236,58 @@ def tabular_as_images(estimator, X, *, reset):
         estimator.scaler_ = MinMaxScaler().fit(X)
     scaled = np.clip(estimator.scaler_.transform(X), -_TABULAR_CLIP, _TABULAR_CLIP)
     return scaled.astype(np.float32)[:, np.newaxis, :, np.newaxis]
+
+
+def check_detector_input(estimator, X, *, reset, files=None):
+    """A detector's input as (n, H, W, C) float32 images, or as image files.
+
+    Parameters
+    ----------
+    estimator : VQVAEAnomalyDetector
+        With ``reset`` (at fit time) it gets ``n_channels_`` (and, for 2-D
+        input, the attributes of :func:`tabular_as_images`); otherwise its
+        ``n_channels_`` is checked.
+    X : array-like or tensor
+        Images (:func:`check_images`) or 2-D tabular rows; ignored when
+        ``files`` is given.
+    reset : bool
+        True at fit time.
+    files : ImageFiles or None, default=None
+        ``X`` as image files (:func:`skvqad.datasets._image_files.as_image_files`),
+        checked from the files' headers and read later, in batches.
+
+    Returns
+    -------
+    ndarray of shape (n, H, W, C), float32, or ImageFiles
+
+    Raises
+    ------
+    ValueError
+        As :func:`check_images`; if a file cannot be read or files differ
+        in size; if the channel count differs from the training images'; if
+        2-D input follows images (or images follow 2-D input).
+    """
+    if files is None:
+        X = tensor_to_array(X)
+    if files is None and is_tabular(X):
+        images = tabular_as_images(estimator, X, reset=reset)
+    else:
+        images = check_images(X) if files is None else files
+        images.shape  # noqa: B018 - image files: reads the headers, raises
+        if reset:
+            for attribute in ("n_features_in_", "feature_names_in_", "scaler_"):
+                estimator.__dict__.pop(attribute, None)
+        elif hasattr(estimator, "scaler_"):
+            raise ValueError(
+                "The detector was fitted on 2-D (n_samples, n_features) data; "
+                "pass 2-D data with the same features."
+            )
+    channels = images.shape[-1]
+    if not reset and channels != estimator.n_channels_:
+        raise ValueError(
+            f"X has {channels} channel(s), but the detector was fitted "
+            f"on images with {estimator.n_channels_} channel(s)."
+        )
+    if reset:
+        estimator.n_channels_ = channels
+    return images

@@ -6,6 +6,7 @@ folders the user already has; :func:`load_data_set` reads one data set in
 either the MVTec AD layout or anomalib's Folder layout.
 """
 
+from ._image_files import ImageFiles
 from ._layout import load_data_set
 from ._loaders import (
     load_cifar10_one_vs_rest,
@@ -16,6 +17,7 @@ from ._loaders import (
 from ._texture import make_texture_defects
 
 __all__ = [
+    "ImageFiles",
     "load_cifar10_one_vs_rest",
     "load_data_set",
     "load_image_folder",

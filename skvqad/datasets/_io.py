@@ -16,7 +16,6 @@ from PIL import Image
 from skimage import color as skcolor
 from skimage import io
 from skimage.transform import resize
-from skimage.util import img_as_float32
 
 _COLORS = (None, "gray", "rgb")
 
@@ -138,6 +137,7 @@ def read_image(path, *, image_size=None, color=None, keep_aspect=False):
         image = image[..., 0]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] != 3):
         raise ValueError(f"unsupported image layout {image.shape} in {path}")
+    image_dtype = image.dtype
     if image.dtype.kind == "f":
         if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
             raise ValueError(
@@ -148,7 +148,12 @@ def read_image(path, *, image_size=None, color=None, keep_aspect=False):
             f"image {path} has pixel type {image.dtype}; expected 8- or 16-bit "
             "unsigned integers or floats in [0, 1]"
         )
-    image = img_as_float32(image)
+    # Divided as the detector divides integer arrays (check_images), so that
+    # a file and the array of its pixels give the same float32 values.
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+    image = image.astype(np.float32)
+    if image_dtype in scale:
+        image /= np.float32(scale[image_dtype])
     if color == "gray" and image.ndim == 3:
         image = skcolor.rgb2gray(image).astype(np.float32)
     elif color == "rgb" and image.ndim == 2:
@@ -190,15 +195,30 @@ def _pad_to(array, size, mode, **kwargs):
     return np.pad(array, pad + [(0, 0)] * (array.ndim - 2), mode=mode, **kwargs)
 
 
-def file_shape(path):
-    """(height, width) of an image file from its header, or None if unreadable."""
+#: PIL modes read as one channel (:func:`read_image` drops alpha).
+_GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def file_header(path):
+    """``((height, width), colour)`` of an image file from its header, or None.
+
+    ``colour`` is whether :func:`read_image` gives three channels (RGB, RGBA,
+    CMYK and palette files); None when the file cannot be read.
+    """
     try:
         with Image.open(path) as pil:
             width, height = pil.size
             turned = int(pil.getexif().get(274, 1)) in (5, 6, 7, 8)
+            colour = pil.mode not in _GREY_MODES
     except Exception:  # noqa: BLE001 - the reader reports unreadable files
         return None
-    return (width, height) if turned else (height, width)
+    return ((width, height) if turned else (height, width)), colour
+
+
+def file_shape(path):
+    """(height, width) of an image file from its header, or None if unreadable."""
+    header = file_header(path)
+    return None if header is None else header[0]
 
 
 def target_shape(shapes, image_size, keep_aspect=True):

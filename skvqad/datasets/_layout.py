@@ -129,6 +129,7 @@ def load_data_set(
     color=None,
     random_state=None,
     n_jobs=None,
+    lazy=False,
 ):
     """Load a data set folder in the MVTec AD layout or anomalib's Folder layout.
 
@@ -161,6 +162,9 @@ def load_data_set(
         Seeds the normal split of the Folder layout.
     n_jobs : int or None, default=None
         Parallel file reading with joblib.
+    lazy : bool, default=False
+        Images as :class:`ImageFiles`, read when drawn, not arrays (as in
+        :func:`load_mvtec_ad`).
 
     Returns
     -------
@@ -184,7 +188,9 @@ def load_data_set(
         normal_test_dir=normal_test_dir,
     )
     layout, folders = data_set_layout(root, **named)
-    reading = dict(image_size=image_size, keep_aspect=keep_aspect, color=color)
+    reading = dict(
+        image_size=image_size, keep_aspect=keep_aspect, color=color, lazy=lazy
+    )
     if layout == "mvtec":
         root = Path(root).resolve()
         return load_mvtec_ad(root.parent, root.name, **reading, n_jobs=n_jobs)

@@ -11,12 +11,15 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from joblib import effective_n_jobs
 from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch
 
 from ._files import find_mask, list_images, list_images_and_masks, warn_left_out
+from ._image_files import ImageFiles
 from ._io import (
     check_size,
+    file_header,
     file_shape,
     fitted_shape,
     n_padded,
@@ -64,15 +67,23 @@ def _read_data_set(train_paths, test_paths, mask_file_of, options):
     split, is in colour (unless ``color`` says otherwise). ``mask_file_of``
     (None: no masks) gives a test image's mask file, None for a normal
     image, or raises FileNotFoundError. Returns ``X_train, X_test, masks,
-    has_mask, resize`` (a sentence for reports).
+    has_mask, resize`` (a sentence for reports); with ``lazy`` the images
+    are :class:`~._image_files.ImageFiles` (masks are read all the same).
     """
-    image_size, keep_aspect, color, n_jobs = options
+    image_size, keep_aspect, color, n_jobs, lazy = options
     paths = list(train_paths) + list(test_paths)
-    shapes = [file_shape(p) for p in paths]  # headers, read once
+    headers = [file_header(p) for p in paths]  # read once
+    shapes = [None if h is None else h[0] for h in headers]
     size = target_shape(shapes, image_size, keep_aspect)
-    images = read_images(
-        paths, image_size=size, color=color, keep_aspect=keep_aspect, n_jobs=n_jobs
-    )
+    if lazy and color is None and any(h is not None and h[1] for h in headers):
+        color = "rgb"  # one colour mode for all files, as read_images gives
+    reading = dict(image_size=size, color=color, keep_aspect=keep_aspect)
+    if lazy:  # files read when drawn
+        workers = 0 if n_jobs in (None, 1) else effective_n_jobs(n_jobs)
+        images = ImageFiles(paths, **reading, num_workers=workers)
+        images.check()  # every file's header, now
+    else:
+        images = read_images(paths, **reading, n_jobs=n_jobs)
     X_train, X_test = images[: len(train_paths)], images[len(train_paths) :]
     masks = has_mask = None
     if mask_file_of is not None:
@@ -159,6 +170,15 @@ def _mask_of_shape(mask_path, size, keep_aspect, shape):
     return mask
 
 
+_LAZY_DOC = """n_jobs : int or None, default=None
+        Parallel file reading with joblib (with ``lazy``: the ``num_workers``
+        of the returned :class:`ImageFiles`, 0 for None or 1).
+    lazy : bool, default=False
+        Return ``X_train`` and ``X_test`` as :class:`ImageFiles` (paths,
+        each image read when drawn: for data sets larger than memory; the
+        detector reads them in batches) instead of arrays; the masks are
+        arrays all the same. The images are those the arrays would hold."""
+
 _SIZE_DOC = """image_size : int, (int, int) or None, default={default}
         Images are resized with anti-aliasing, masks with the nearest
         neighbour (and stay binary). An int is the short side: the long side
@@ -173,7 +193,14 @@ _SIZE_DOC = """image_size : int, (int, int) or None, default={default}
 
 
 def load_mvtec_ad(
-    root, category, *, image_size=256, keep_aspect=True, color=None, n_jobs=None
+    root,
+    category,
+    *,
+    image_size=256,
+    keep_aspect=True,
+    color=None,
+    n_jobs=None,
+    lazy=False,
 ):
     """Load one category of MVTec AD from its official folder layout.
 
@@ -198,8 +225,7 @@ def load_mvtec_ad(
     color : {None, "gray", "rgb"}, default=None
         None keeps greyscale categories at one channel and colour ones at
         three; "gray" or "rgb" converts.
-    n_jobs : int or None, default=None
-        Parallel file reading with joblib.
+    %(lazy_doc)s
 
     Returns
     -------
@@ -253,7 +279,10 @@ def load_mvtec_ad(
         return find_mask(base / "ground_truth" / path.parent.name, path.stem)
 
     X_train, X_test, masks, has_mask, resize = _read_data_set(
-        train_paths, test_paths, mask_file_of, (image_size, keep_aspect, color, n_jobs)
+        train_paths,
+        test_paths,
+        mask_file_of,
+        (image_size, keep_aspect, color, n_jobs, lazy),
     )
     defect_types = np.array([p.parent.name for p in test_paths])
     where = "beside the test images" if beside else "in ground_truth/"
@@ -274,7 +303,7 @@ def load_mvtec_ad(
 
 load_mvtec_ad.__doc__ = load_mvtec_ad.__doc__.replace(
     "%(size_doc)s", _SIZE_DOC.format(default=256)
-)
+).replace("%(lazy_doc)s", _LAZY_DOC)
 
 
 def _normal_split(normal_dir, normal_test_dir, normal_split_ratio, random_state):
@@ -343,6 +372,7 @@ def load_image_folder(
     color=None,
     random_state=None,
     n_jobs=None,
+    lazy=False,
 ):
     """Load a folder data set in the layout of anomalib's ``Folder``.
 
@@ -374,8 +404,7 @@ def load_image_folder(
         Channel conversion, as in :func:`load_mvtec_ad`.
     random_state : int, RandomState instance or None, default=None
         Seeds the normal split.
-    n_jobs : int or None, default=None
-        Parallel file reading with joblib.
+    %(lazy_doc)s
 
     Returns
     -------
@@ -428,7 +457,7 @@ def load_image_folder(
         train_paths,
         test_paths,
         mask_file_of if masked else None,
-        (image_size, keep_aspect, color, n_jobs),
+        (image_size, keep_aspect, color, n_jobs, lazy),
     )
     y_test = np.r_[np.zeros(len(normal_test)), np.ones(len(abnormal))].astype(np.int64)
     defect_types = np.array(
@@ -464,7 +493,7 @@ def load_image_folder(
 
 load_image_folder.__doc__ = load_image_folder.__doc__.replace(
     "%(size_doc)s", _SIZE_DOC.format(default=None)
-)
+).replace("%(lazy_doc)s", _LAZY_DOC)
 
 
 def _class_index(normal_class):
