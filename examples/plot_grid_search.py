@@ -18,6 +18,7 @@ map's ``dilation_size`` (a post-processing parameter) with scikit-learn's
 
 # %%
 # Data: normal tiles of the brick photograph plus test tiles with defects.
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -61,6 +62,7 @@ search.fit(X, masks)
 # %%
 # Results. Each cached training is one folder in the joblib cache.
 trained = len(list(Path(cache).glob("joblib/**/output.pkl")))
+shutil.rmtree(cache)  # a temporary cache: remove it once counted
 print(
     f"{len(search.cv_results_['params'])} candidates x 2 folds = 12 fits, "
     f"{trained} networks trained"

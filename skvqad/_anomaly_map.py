@@ -35,6 +35,7 @@ from ._maps import (
     upsample_alignment_map,
 )
 from ._parameters import MAP, POOLINGS
+from ._validation import reading_workers
 
 __all__ = [
     "MAP_TYPES",
@@ -150,7 +151,7 @@ def _image_batches(images, batch_size, device):
     loader = torch.utils.data.DataLoader(
         images,
         batch_size=batch_size,
-        num_workers=images.num_workers,
+        num_workers=reading_workers(images),
         pin_memory=torch.device(device).type == "cuda",
     )
     start = 0

@@ -15,6 +15,7 @@ from ._anomaly_map import pad_to_stride
 from ._cache import cached_call
 from ._model import VQVAE, VQVAELoss
 from ._net import AcceleratedVQVAENet, DeadCodeRestart, VQVAENet, unwrapped_module
+from ._validation import reading_workers
 
 __all__ = [
     "EpochCounter",
@@ -71,6 +72,13 @@ class PaddedImageFiles(torch.utils.data.Dataset):
 
     def __len__(self):
         return len(self.files)
+
+    def __getstate__(self):
+        # The reading workers change nothing read: not in the cache key.
+        state = dict(self.__dict__, num_workers=0)
+        state["files"] = copy.copy(self.files)
+        state["files"].num_workers = 0
+        return state
 
     def __getitem__(self, i):
         image = torch.from_numpy(self.files[i]).movedim(-1, 0)[None]
@@ -167,7 +175,7 @@ def train_net(X, training_params, seed, device, verbose, accelerator=None):
         # Batch order from a generator of our own, not torch's global one.
         iterator_train__generator=torch.Generator().manual_seed(seed),
         # Image files (skvqad.datasets.ImageFiles) are read by worker processes.
-        iterator_train__num_workers=getattr(X, "num_workers", 0),
+        iterator_train__num_workers=reading_workers(X),
         callbacks=callbacks,
         augment=p["augment"],
         augment_rotation=float(p["augment_rotation"]),

@@ -1,5 +1,7 @@
 """Input validation for batches of images."""
 
+import multiprocessing
+
 import numpy as np
 import torch
 from sklearn.preprocessing import MinMaxScaler
@@ -291,3 +293,17 @@ def check_detector_input(estimator, X, *, reset, files=None):
     if reset:
         estimator.n_channels_ = channels
     return images
+
+
+def reading_workers(dataset):
+    """How many worker processes a ``DataLoader`` over ``dataset`` may start.
+
+    ``dataset.num_workers`` (0 when it has none), except in a process started
+    by :mod:`multiprocessing` (a joblib or Dask worker running one fit of a
+    grid search), which reads in the process itself: such processes may not
+    start children (Dask's are daemonic, loky's have their own start method),
+    and their cores are taken by the other fits. What is read is the same.
+    """
+    if multiprocessing.parent_process() is not None:
+        return 0
+    return int(getattr(dataset, "num_workers", 0))

@@ -214,3 +214,50 @@ def test_the_template_reads_paths_into_memory(grey_files):
     np.testing.assert_array_equal(
         on_files.score_samples(test_paths), on_array.score_samples(test)
     )
+
+
+def test_reading_workers_are_not_in_the_cache_key(tmp_path):
+    paths = _save(tmp_path, stripes(8, seed=5), "x")
+    kwargs = dict(TINY, max_epochs=1, memory=str(tmp_path / "cache"))
+    first = VQVAEAnomalyDetector(**kwargs).fit(paths)
+    again = VQVAEAnomalyDetector(**kwargs).fit(ImageFiles(paths, num_workers=2))
+    assert again.net_.history[-1, "dur"] == first.net_.history[-1, "dur"]  # loaded
+
+
+def test_files_with_workers_in_a_parallel_grid_search(grey_files):
+    # joblib's worker processes may not start DataLoader workers of their
+    # own: there, the files are read in the worker itself.
+    from sklearn.model_selection import GridSearchCV
+
+    train_paths, test_paths, train, test = grey_files
+    y = np.r_[np.zeros(len(train) + 3), np.ones(3)].astype(int)
+    search = GridSearchCV(
+        VQVAEAnomalyDetector(**{**TINY, "max_epochs": 1}),
+        {"beta": [0.25, 1.0]},
+        cv=OneClassKFold(2),
+        scoring=get_scorer("image_roc_auc"),
+        refit=False,
+        n_jobs=2,
+        error_score="raise",
+    )
+    search.fit(ImageFiles(train_paths + test_paths, num_workers=2), y)
+    local = GridSearchCV(**{**search.get_params(deep=False), "n_jobs": 1})
+    local.fit(np.concatenate([train, test]), y)
+    np.testing.assert_allclose(
+        search.cv_results_["mean_test_score"],
+        local.cv_results_["mean_test_score"],
+        atol=1e-9,
+    )
+
+
+def test_empty_and_bytes_inputs_and_bad_indices_are_named(grey_files):
+    paths = grey_files[0]
+    with pytest.raises(ValueError, match="X is empty"):
+        VQVAEAnomalyDetector(**TINY).fit([])
+    with pytest.raises(TypeError, match="not bytes"):
+        VQVAEAnomalyDetector(**TINY).fit([p.encode() for p in paths])
+    with pytest.raises(ValueError, match="num_workers"):
+        ImageFiles(paths, num_workers=True)
+    with pytest.raises(IndexError, match="out of range for 24 files"):
+        ImageFiles(paths)[24]
+    assert ImageFiles(paths)[-1].shape == (32, 32, 1)

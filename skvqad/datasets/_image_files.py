@@ -47,6 +47,8 @@ class ImageFiles(Sequence):
     num_workers : int, default=0
         Worker processes that read files while the network works (torch
         ``DataLoader`` ``num_workers``), >= 0; 0 reads in the calling process.
+        At most the cores left free by training; ignored (0) inside a joblib
+        or Dask worker process, such as one fit of a parallel grid search.
 
     Attributes
     ----------
@@ -88,7 +90,11 @@ class ImageFiles(Sequence):
         check_color(color)
         self.color = color
         self.keep_aspect = bool(keep_aspect)
-        if not isinstance(num_workers, Integral) or num_workers < 0:
+        if (
+            not isinstance(num_workers, Integral)
+            or isinstance(num_workers, bool)
+            or num_workers < 0
+        ):
             raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}.")
         self.num_workers = int(num_workers)
         self._shape = None
@@ -106,6 +112,8 @@ class ImageFiles(Sequence):
         if isinstance(key, tuple) and all(k is Ellipsis for k in key[1:]):
             key = key[0]  # X[indices, ...], as scikit-learn indexes arrays
         if isinstance(key, Integral):
+            if not -len(self) <= key < len(self):
+                raise IndexError(f"index {key} is out of range for {len(self)} files.")
             return self._read(self.paths[key])
         if isinstance(key, slice):
             selected = self.paths[key]
@@ -229,8 +237,12 @@ def as_image_files(X):
         if X.ndim != 1 or X.dtype.kind not in "UO":
             return None
         X = X.tolist()
-    if not isinstance(X, (list, tuple)) or not X:
+    if not isinstance(X, (list, tuple)):
         return None
+    if not X:
+        raise ValueError("X is empty: pass at least one image or image path.")
+    if any(isinstance(item, bytes) for item in X):
+        raise TypeError("image paths must be str or path-like, not bytes.")
     is_path = [isinstance(item, (str, os.PathLike)) for item in X]
     if all(is_path):
         return ImageFiles(X)

@@ -177,7 +177,8 @@ _LAZY_DOC = """n_jobs : int or None, default=None
         Return ``X_train`` and ``X_test`` as :class:`ImageFiles` (paths,
         each image read when drawn: for data sets larger than memory; the
         detector reads them in batches) instead of arrays; the masks are
-        arrays all the same. The images are those the arrays would hold."""
+        arrays all the same. The images are those the arrays would hold,
+        with a channel axis (``(H, W, 1)`` for grey images)."""
 
 _SIZE_DOC = """image_size : int, (int, int) or None, default={default}
         Images are resized with anti-aliasing, masks with the nearest
