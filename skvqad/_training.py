@@ -62,9 +62,8 @@ class PaddedImageFiles(torch.utils.data.Dataset):
     def __init__(self, files, stride):
         self.files = files
         self.stride = int(stride)
-        self.stamps = tuple(
-            (os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in files.paths
-        )
+        stats = (os.stat(p) for p in files.paths)
+        self.stamps = tuple((s.st_size, s.st_mtime_ns) for s in stats)
         n, height, width, channels = files.shape
         probe = pad_to_stride(torch.zeros(1, 1, height, width), self.stride)
         self.shape = (n, channels, *probe.shape[-2:])

@@ -86,11 +86,7 @@ def check_images(X, *, input_name="X"):
             f"np.moveaxis({input_name}, 1, -1) (for a tensor, "
             f"{input_name}.permute(0, 2, 3, 1))."
         )
-    if X.dtype in _INTEGER_SCALES:
-        out = X.astype(np.float32) / np.float32(_INTEGER_SCALES[X.dtype])
-    elif X.dtype.kind == "b":
-        out = X.astype(np.float32)
-    elif X.dtype.kind == "f":
+    if X.dtype.kind == "f":
         low, high = float(X.min()), float(X.max())
         if low < 0.0 or high > 1.0:
             raise ValueError(
@@ -98,14 +94,35 @@ def check_images(X, *, input_name="X"):
                 f"[{low:.4g}, {high:.4g}]; scale the images first (e.g. divide "
                 "8-bit values by 255)."
             )
-        out = X.astype(np.float32)  # always a copy
-    else:
+    elif X.dtype not in _INTEGER_SCALES and X.dtype.kind != "b":
         raise TypeError(
             f"{input_name} has dtype {X.dtype}; expected uint8, uint16, bool or "
             "floating values in [0, 1]."
         )
+    out = unit_float32(X)
     if out.ndim == 3:
         out = out[..., np.newaxis]
+    return out
+
+
+def unit_float32(X):
+    """Pixel values as float32 in [0, 1]: the one integer-to-float conversion.
+
+    Parameters
+    ----------
+    X : ndarray of uint8, uint16, bool or floating dtype
+        Pixel values; floats must already lie in [0, 1] (not checked).
+
+    Returns
+    -------
+    ndarray of X's shape, float32
+        A new array: uint8 divided by 255, uint16 by 65535 (in float32,
+        so that files and arrays of the same pixels agree bit for bit),
+        bool as 0 / 1, floats cast. ``X`` is not modified.
+    """
+    out = X.astype(np.float32)  # always a copy
+    if X.dtype in _INTEGER_SCALES:
+        out /= np.float32(_INTEGER_SCALES[X.dtype])
     return out
 
 

@@ -145,12 +145,10 @@ class ImageFiles(Sequence):
     @property
     def shape(self):
         """``(n_images, height, width, channels)``, from the files' headers."""
-        if self._shape is None:
-            self._shape = self.check()
-        return self._shape
+        return self.check() if self._shape is None else self._shape
 
     def check(self):
-        """Read every file's header: the shape the images will have.
+        """Read every file's header: the shape the images will have (kept).
 
         Returns
         -------
@@ -187,7 +185,8 @@ class ImageFiles(Sequence):
             channels = 3 if any(colour for _, colour in headers) else 1
         else:
             channels = 3 if self.color == "rgb" else 1
-        return (len(self.paths), *size, channels)
+        self._shape = (len(self.paths), *size, channels)
+        return self._shape
 
     def _read(self, path):
         image = read_image(
@@ -210,9 +209,9 @@ class ImageFiles(Sequence):
         return image
 
     def __array__(self, dtype=None, copy=None):
-        images = np.stack([self[i] for i in range(len(self))]) if len(self) else None
-        if images is None:
+        if not self.paths:
             raise ValueError("ImageFiles holds no file.")
+        images = np.stack([self[i] for i in range(len(self))])
         return images if dtype is None else images.astype(dtype)
 
     def __repr__(self):

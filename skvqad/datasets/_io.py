@@ -17,6 +17,8 @@ from skimage import color as skcolor
 from skimage import io
 from skimage.transform import resize
 
+from .._validation import unit_float32
+
 _COLORS = (None, "gray", "rgb")
 
 
@@ -137,7 +139,6 @@ def read_image(path, *, image_size=None, color=None, keep_aspect=False):
         image = image[..., 0]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] != 3):
         raise ValueError(f"unsupported image layout {image.shape} in {path}")
-    image_dtype = image.dtype
     if image.dtype.kind == "f":
         if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
             raise ValueError(
@@ -148,12 +149,8 @@ def read_image(path, *, image_size=None, color=None, keep_aspect=False):
             f"image {path} has pixel type {image.dtype}; expected 8- or 16-bit "
             "unsigned integers or floats in [0, 1]"
         )
-    # Divided as the detector divides integer arrays (check_images), so that
-    # a file and the array of its pixels give the same float32 values.
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-    image = image.astype(np.float32)
-    if image_dtype in scale:
-        image /= np.float32(scale[image_dtype])
+    # As the detector converts arrays: a file and its pixels agree bit for bit.
+    image = unit_float32(image)
     if color == "gray" and image.ndim == 3:
         image = skcolor.rgb2gray(image).astype(np.float32)
     elif color == "rgb" and image.ndim == 2:

@@ -81,7 +81,7 @@ def _read_data_set(train_paths, test_paths, mask_file_of, options):
     if lazy:  # files read when drawn
         workers = 0 if n_jobs in (None, 1) else effective_n_jobs(n_jobs)
         images = ImageFiles(paths, **reading, num_workers=workers)
-        images.check()  # every file's header, now
+        images.check()  # every file's header, now; the two splits keep the shape
     else:
         images = read_images(paths, **reading, n_jobs=n_jobs)
     X_train, X_test = images[: len(train_paths)], images[len(train_paths) :]
