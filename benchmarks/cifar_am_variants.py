@@ -24,8 +24,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from skvqad import VQVAEAnomalyDetector, ssim_am_map, ssim_map, upsample_alignment_map
-from skvqad._anomaly_map import pool_maps, reconstruction
+from skvqad._anomaly_map import reconstruction
 from skvqad._benchmark import CPU_MODEL, PROTOCOLS
+from skvqad._scoring import pool_maps
 from skvqad.datasets import load_cifar10_one_vs_rest
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer",

@@ -16,59 +16,45 @@ References
    Detection", 2022. https://hal.science/hal-03541964
 """
 
-import inspect
-import math
-import os
-import sys
 import warnings
 
 import numpy as np
-import sklearn
 import torch
 
 from ._continuous_bernoulli import cb_mean
 from ._maps import (
-    gaussian_filter,
     grey_dilation,
     ssim_map,
     symmetric_pad,
     upsample_alignment_map,
 )
 from ._parameters import MAP, POOLINGS
-from ._validation import reading_workers
+from ._scoring import caller_level, detector_tensor_scores, plain
+from ._validation import as_unit_float, reading_workers
 
 __all__ = [
     "MAP_TYPES",
     "POOLINGS",
-    "anomaly_map_batches",
     "anomaly_maps",
     "calibrate",
-    "caller_level",
     "compared_reconstruction",
     "detector_image_scores",
+    "detector_map_batches",
     "detector_maps",
-    "detector_scores",
     "detector_statistics",
     "forward_batches",
     "map_settings",
+    "map_tensor_batches",
     "maps_of_output",
     "normalize_maps",
-    "offset_from_scores",
     "pad_to_stride",
-    "plain",
-    "pool_maps",
-    "record_offset_params",
     "reconstruction",
-    "warn_if_offset_is_stale",
 ]
 
 #: The maps a network gives: SM (``1 - SSIM``), AM, and their product.
 MAP_TYPES = ("ssim", "am", "ssim+am")
 #: What SSIM compares the image with (:func:`reconstruction`).
 RECONSTRUCTIONS = ("mean", "probs")
-#: Share of the smoothed map's pixels below the level that
-#: ``"gaussian_contrast"`` subtracts: its lower quartile.
-FLOOR_QUANTILE = 0.25
 
 
 def map_settings(params):
@@ -111,8 +97,9 @@ def forward_batches(module, images, *, batch_size, device):
     ----------
     module : skvqad.VQVAE
         The trained network; put in evaluation mode.
-    images : ndarray of shape (n, H, W, C), float32, or ImageFiles
-        Images in [0, 1], channels last; or a
+    images : ndarray of shape (n, H, W, C), float32 or uint8, or ImageFiles
+        Images in [0, 1] (uint8: 0-255, divided batch by batch), channels
+        last; or a
         :class:`~skvqad.datasets.ImageFiles` (any sequence whose items are
         such images, with a ``num_workers`` attribute), read batch by batch
         by a torch ``DataLoader``.
@@ -136,8 +123,9 @@ def forward_batches(module, images, *, batch_size, device):
         # One memory layout whatever the source (an array's slice or a
         # DataLoader's stack), so that both give the same float32 results.
         batch = batch.movedim(-1, 1).to(device, memory_format=torch.contiguous_format)
+        batch = as_unit_float(batch)  # uint8 divided on the device
         with torch.no_grad():
-            output = module(pad_to_stride(batch, stride))
+            output = module.run(pad_to_stride(batch, stride))
         yield batch_slice, batch, output
 
 
@@ -224,7 +212,17 @@ def _alignment(output, module, settings):
     return am
 
 
-def maps_of_output(batch, output, module, settings, map_types):
+#: The map parameters each part of the maps depends on (for ``cache``).
+_RECONSTRUCTION_KEYS = ("reconstruction", "reconstruction_calibration")
+_SSIM_KEYS = _RECONSTRUCTION_KEYS + (
+    "ssim_win_size", "ssim_gaussian_weights", "ssim_k1", "ssim_k2",
+    "ssim_channel_reduction", "ssim_dilation_size",
+)  # fmt: skip
+_AM_KEYS = ("alignment_normalization", "alignment_distance", "upsampling",
+            "dilation_size")  # fmt: skip
+
+
+def maps_of_output(batch, output, module, settings, map_types, *, cache=None):
     """Anomaly maps of a batch from its forward pass, each part computed once.
 
     Parameters
@@ -242,37 +240,67 @@ def maps_of_output(batch, output, module, settings, map_types):
         ``ssim_dilation_size``), the upsampled, dilated AM (Eq. 6), or their
         product (Section II-C, as :func:`skvqad.ssim_am_map`). The SSIM and the
         AM are computed once however many of the three are asked for.
+    cache : dict or None, default=None
+        Parts already computed for this batch and forward pass under other
+        settings (the reconstruction, SM and AM, each keyed by the parameters
+        it depends on); filled as parts are computed. One dict per batch lets
+        variants of the settings (the benchmark's ablation) share every part
+        they can.
 
     Returns
     -------
     dict of str to torch.Tensor of shape (b, H, W), float32, on the batch's device
         >= 0 (SM is in [0, 2]); higher is more anomalous.
     """
+    cache = {} if cache is None else cache
+
+    def part(name, keys, compute):
+        key = (name,) + tuple(plain(settings[k]) for k in keys)
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
+
     size = tuple(batch.shape[-2:])
     parts = {}
     if {"ssim", "ssim+am"} & set(map_types):
-        ssim = ssim_map(
-            batch,
-            compared_reconstruction(output, module, size, settings),
-            data_range=1.0,
-            win_size=settings["ssim_win_size"],
-            gaussian_weights=settings["ssim_gaussian_weights"],
-            K1=settings["ssim_k1"],
-            K2=settings["ssim_k2"],
-            channel_reduction=settings["ssim_channel_reduction"],
+        recon = part(
+            "reconstruction",
+            _RECONSTRUCTION_KEYS,
+            lambda: compared_reconstruction(output, module, size, settings),
         )
-        parts["ssim"] = grey_dilation(1.0 - ssim, settings["ssim_dilation_size"])
+        parts["ssim"] = part("ssim", _SSIM_KEYS, lambda: _sm(batch, recon, settings))
     if {"am", "ssim+am"} & set(map_types):
-        parts["am"] = upsample_alignment_map(
-            _alignment(output, module, settings),
-            output_size=size,
-            scale_factor=2**module.n_downsampling,
-            upsampling=settings["upsampling"],
-            dilation_size=settings["dilation_size"],
+        parts["am"] = part(
+            "am",
+            _AM_KEYS,
+            lambda: upsample_alignment_map(
+                _alignment(output, module, settings),
+                output_size=size,
+                scale_factor=2**module.n_downsampling,
+                upsampling=settings["upsampling"],
+                dilation_size=settings["dilation_size"],
+            ),
         )
     if "ssim+am" in map_types:
-        parts["ssim+am"] = parts["ssim"] * parts["am"]
+        parts["ssim+am"] = part(
+            "ssim+am", _SSIM_KEYS + _AM_KEYS, lambda: parts["ssim"] * parts["am"]
+        )
     return {map_type: parts[map_type] for map_type in map_types}
+
+
+def _sm(batch, recon, settings):
+    """SM: ``1 - SSIM`` (Eq. 5 of [1]_), grey-dilated by ``ssim_dilation_size``."""
+    ssim = ssim_map(
+        batch,
+        recon,
+        data_range=1.0,
+        win_size=settings["ssim_win_size"],
+        gaussian_weights=settings["ssim_gaussian_weights"],
+        K1=settings["ssim_k1"],
+        K2=settings["ssim_k2"],
+        channel_reduction=settings["ssim_channel_reduction"],
+    )
+    return grey_dilation(1.0 - ssim, settings["ssim_dilation_size"])
 
 
 def anomaly_maps(
@@ -304,7 +332,7 @@ def anomaly_maps(
         One map stack per map type.
     """
     maps = {mt: np.empty(images.shape[:3], dtype=np.float32) for mt in map_types}
-    for batch_slice, batch_maps in anomaly_map_batches(
+    for batch_slice, _, batch_maps in map_tensor_batches(
         module,
         images,
         settings,
@@ -314,14 +342,14 @@ def anomaly_maps(
         statistics=statistics,
     ):
         for map_type, values in batch_maps.items():
-            maps[map_type][batch_slice] = values
+            maps[map_type][batch_slice] = values.cpu().numpy()
     return maps
 
 
-def anomaly_map_batches(
+def map_tensor_batches(
     module, images, settings, map_types, *, batch_size, device, statistics=None
 ):
-    """:func:`anomaly_maps` batch by batch, so that the maps need not all fit.
+    """:func:`anomaly_maps` batch by batch, the maps left on the device.
 
     Parameters are those of :func:`anomaly_maps`.
 
@@ -329,18 +357,47 @@ def anomaly_map_batches(
     ------
     batch_slice : slice
         The batch's rows of ``images``.
-    maps : dict of str to ndarray of shape (b, H, W), float32
-        The batch's maps of each map type, on the CPU.
+    batch : torch.Tensor of shape (b, C, H, W), float32, on ``device``
+        The images.
+    maps : dict of str to torch.Tensor of shape (b, H, W), float32, on ``device``
+        The batch's maps of each map type (standardised with ``statistics``).
     """
     for batch_slice, batch, output in forward_batches(
         module, images, batch_size=batch_size, device=device
     ):
         batch_maps = maps_of_output(batch, output, module, settings, map_types)
-        for map_type, values in batch_maps.items():
-            if statistics is not None:
-                values = normalize_maps(values, statistics[map_type])
-            batch_maps[map_type] = values.cpu().numpy()
-        yield batch_slice, batch_maps
+        if statistics is not None:
+            batch_maps = {
+                mt: normalize_maps(m, statistics[mt]) for mt, m in batch_maps.items()
+            }
+        yield batch_slice, batch, batch_maps
+
+
+def detector_map_batches(detector, images, map_types):
+    """:func:`map_tensor_batches` with a fitted detector's network and settings.
+
+    Parameters
+    ----------
+    detector : VQVAEAnomalyDetector
+        Fitted (as for :func:`detector_maps`).
+    images : ndarray of shape (n, H, W, C), float32, or ImageFiles
+        Validated images in [0, 1].
+    map_types : sequence of {"ssim", "am", "ssim+am"}
+
+    Yields
+    ------
+    The batches of :func:`map_tensor_batches`.
+    """
+    settings = map_settings(detector.get_params())
+    yield from map_tensor_batches(
+        detector.net_.module_,
+        images,
+        settings,
+        map_types,
+        batch_size=int(detector.batch_size),
+        device=detector.net_.device,
+        statistics=detector_statistics(detector, settings),
+    )
 
 
 def normalize_maps(maps, statistics):
@@ -385,23 +442,19 @@ def detector_maps(detector, images, map_types):
     -------
     dict of str to ndarray of shape (n, H, W), float32
     """
-    settings = map_settings(detector.get_params())
-    return anomaly_maps(
-        detector.net_.module_,
-        images,
-        settings,
-        map_types,
-        batch_size=int(detector.batch_size),
-        device=detector.net_.device,
-        statistics=detector_statistics(detector, settings),
-    )
+    maps = {mt: np.empty(images.shape[:3], dtype=np.float32) for mt in map_types}
+    for batch_slice, _, batch_maps in detector_map_batches(detector, images, map_types):
+        for map_type, values in batch_maps.items():
+            maps[map_type][batch_slice] = values.cpu().numpy()
+    return maps
 
 
 def detector_image_scores(detector, images):
     """A detector's ``score_samples`` of images, pooled batch by batch.
 
-    The scores of :func:`detector_scores` on :func:`detector_maps`, without
-    holding every map at once (the memory of a batch, not of the set).
+    The scores of :func:`detector_scores`, with every batch's maps pooled on
+    the detector's device (float32) and only the scores brought back: the
+    memory of a batch, not of the set.
 
     Parameters
     ----------
@@ -414,19 +467,10 @@ def detector_image_scores(detector, images):
     -------
     ndarray of shape (n,), float64
     """
-    settings = map_settings(detector.get_params())
     map_type = detector.anomaly_map_type
     scores = np.empty(len(images), dtype=np.float64)
-    for batch_slice, maps in anomaly_map_batches(
-        detector.net_.module_,
-        images,
-        settings,
-        (map_type,),
-        batch_size=int(detector.batch_size),
-        device=detector.net_.device,
-        statistics=detector_statistics(detector, settings),
-    ):
-        scores[batch_slice] = detector_scores(detector, maps[map_type])
+    for batch_slice, _, maps in detector_map_batches(detector, images, (map_type,)):
+        scores[batch_slice] = detector_tensor_scores(detector, maps[map_type])
     return scores
 
 
@@ -451,166 +495,6 @@ def detector_statistics(detector, settings):
             stacklevel=caller_level(),
         )
     return detector.map_statistics_
-
-
-def pool_maps(maps, pooling, sigma=8.0):
-    """Image anomaly scores from anomaly maps: the score of every table and method.
-
-    Parameters
-    ----------
-    maps : torch.Tensor or ndarray of shape (n, H, W), floating
-        Anomaly maps, higher is more anomalous.
-    pooling : {"mean", "max", "gaussian_max", "gaussian_contrast"}
-        The map's mean over its pixels (the image score of [1]_), its
-        maximum, the maximum of the map smoothed by a Gaussian of standard
-        deviation ``sigma`` (:func:`skvqad.gaussian_filter`; the image score
-        of anomalib's models), which keeps a small defect from drowning in
-        the mean without letting one noisy pixel decide, or that maximum
-        minus the smoothed map's lower quartile (the ``ceil(n / 4)``-th
-        smallest of its ``n`` values, not interpolated: numpy's
-        ``percentile(..., 25, method="lower")``): how far the most
-        anomalous region stands out from the image's own normal level, so
-        that an image that is a little worse reconstructed everywhere (a
-        texture at an unusual angle or scale) does not outscore a local
-        defect. For defects smaller than about half the image; where the
-        whole image is the anomaly (CIFAR-10 one-vs-rest) it removes the
-        signal and "mean" is the score to use.
-    sigma : float, default=8.0
-        Standard deviation of the smoothing, in pixels, > 0; used by
-        "gaussian_max" and "gaussian_contrast" only.
-
-    Returns
-    -------
-    torch.Tensor of shape (n,) (dtype and device of ``maps``) or ndarray of
-    shape (n,), float64
-        Higher is more anomalous; a tensor for a tensor, an array for an
-        array (the mean reduced in float64, the smoothing in float32).
-
-    Raises
-    ------
-    ValueError
-        If ``pooling`` is not one of the four, or ``sigma`` is not > 0 for
-        the two smoothed ones.
-    """
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
-    if not isinstance(maps, torch.Tensor):
-        maps = np.asarray(maps)
-        if pooling == "mean":
-            return maps.mean(axis=(1, 2), dtype=np.float64)
-        # Smoothed in float32: float64 convolutions have no fast CPU kernel
-        # (about 20 times slower); the maximum is exact either way.
-        maps = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))
-        return pool_maps(maps, pooling, sigma).double().numpy()
-    if pooling == "gaussian_max":
-        return gaussian_filter(maps, sigma).amax(dim=(1, 2))
-    if pooling == "gaussian_contrast":
-        smooth = gaussian_filter(maps, sigma).flatten(1)
-        k = max(1, math.ceil(FLOOR_QUANTILE * smooth.shape[1]))
-        return smooth.amax(dim=1) - smooth.kthvalue(k, dim=1).values
-    if pooling == "max":
-        return maps.amax(dim=(1, 2))
-    return maps.mean(dim=(1, 2))
-
-
-def detector_scores(detector, maps):
-    """A detector's ``score_samples`` from its maps: the one scoring path.
-
-    Parameters
-    ----------
-    detector : VQVAEAnomalyDetector or TemplateAnomalyDetector
-        Its ``score_pooling`` and ``score_sigma`` are read.
-    maps : ndarray of shape (n, H, W), float32
-        Its anomaly maps (``anomaly_map_type`` for the VQ-VAE).
-
-    Returns
-    -------
-    ndarray of shape (n,), float64
-        Minus the pooled maps: higher is more normal, as ``score_samples``.
-        The estimators, ``skvqad score`` and ``skvqad evaluate`` all score
-        through here, so their scores and decisions agree.
-    """
-    return -pool_maps(maps, detector.score_pooling, detector.score_sigma)
-
-
-def caller_level():
-    """The ``stacklevel`` of the first frame outside skvqad and scikit-learn.
-
-    Counted for a ``warnings.warn`` in the function that calls this, so that
-    the warning names the user's line, also through scikit-learn's ``fit``
-    wrapper, a pipeline or a search.
-    """
-    packages = tuple(
-        os.path.dirname(os.path.abspath(module.__file__)) + os.sep
-        for module in (sys.modules[__package__], sklearn)
-    )
-    frame, level = inspect.currentframe().f_back, 1
-    while frame is not None and frame.f_code.co_filename.startswith(packages):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
-def plain(value):
-    """numpy scalars as Python numbers (stable cache keys and comparisons)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def record_offset_params(estimator, names=None):
-    """Remember the parameters ``offset_`` was computed under.
-
-    ``names`` lists them at fit time; None refreshes the ones recorded then
-    (after :func:`skvqad.fit_threshold`), and does nothing if none were.
-    """
-    if names is None:
-        names = getattr(estimator, "_offset_params", None)
-        if names is None:
-            return
-    estimator._offset_params = {k: plain(getattr(estimator, k)) for k in names}
-
-
-def warn_if_offset_is_stale(estimator, stacklevel):
-    """Warn if a parameter recorded by :func:`record_offset_params` has changed.
-
-    ``decision_function`` and ``predict`` of both estimators call this:
-    after ``set_params`` of a map or scoring parameter, ``offset_`` still
-    belongs to the scores of the fit settings.
-    """
-    fitted = getattr(estimator, "_offset_params", None)
-    if fitted is None:
-        return
-    changed = sorted(k for k, v in fitted.items() if plain(getattr(estimator, k)) != v)
-    if changed:
-        warnings.warn(
-            f"offset_ was computed at fit time, before {', '.join(changed)} "
-            "changed; decision_function and predict compare the new scores "
-            "with the old threshold. Refit (with memory= the trained network is "
-            "reused) or call skvqad.fit_threshold to update offset_.",
-            UserWarning,
-            stacklevel=stacklevel,  # counted from this function's frame
-        )
-
-
-def offset_from_scores(scores, contamination):
-    """The threshold ``offset_`` of an outlier detector from its training scores.
-
-    Parameters
-    ----------
-    scores : ndarray of shape (n,), float64
-        ``score_samples`` of the training images (higher = more normal).
-    contamination : "auto" or float in (0, 0.5]
-        A float is the fraction of training images to call outliers (the
-        ``contamination`` percentile). ``"auto"``: the median minus three
-        robust standard deviations (1.4826 x the median absolute deviation).
-
-    Returns
-    -------
-    float
-    """
-    if contamination == "auto":
-        median = np.median(scores)
-        mad = np.median(np.abs(scores - median))
-        return float(median - 3.0 * 1.4826 * mad)
-    return float(np.percentile(scores, 100.0 * contamination))
 
 
 def calibrate(recon, calibration):

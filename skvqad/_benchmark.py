@@ -4,22 +4,23 @@ import json
 import time
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from ._anomaly_map import (
     MAP_TYPES,
     POOLINGS,
-    detector_maps,
+    detector_map_batches,
     forward_batches,
     map_settings,
     maps_of_output,
     normalize_maps,
-    pool_maps,
 )
 from ._detector import VQVAEAnomalyDetector
 from ._fit_statistics import variant_statistics
 from ._plotting import save_evaluation_figure
-from ._template import TemplateAnomalyDetector
+from ._scoring import pool_maps_all
+from ._template import TemplateAnomalyDetector, template_maps
 from ._validation import check_images
 from .datasets import (
     load_cifar10_one_vs_rest,
@@ -27,9 +28,10 @@ from .datasets import (
     load_mvtec_ad,
     load_ucsd_ped,
 )
+from .datasets._image_files import as_image_files
 from .datasets._loaders import CIFAR10_CLASSES
-from .metrics import image_roc_auc, pixel_roc_auc
-from .metrics._metrics import pooled_pixel_metrics
+from .metrics import PixelMetrics, PixelROCAUC, image_roc_auc
+from .metrics._metrics import _roc_auc_rows
 
 #: Table I of Gangloff et al. (2022): MVTec AD pixel ROC-AUC, (SSIM, SSIM+AM).
 PAPER_MVTEC = {
@@ -150,7 +152,11 @@ def layout_kwargs(args):
 
 def _runs(args):
     """(name, loader) pairs for the requested data set."""
-    reading = dict(image_size=_image_size(args), keep_aspect=not args.stretch)
+    # Test images are read from their files batch by batch (lazy) when
+    # evaluated, so that a test set of any size fits (_training_set_in_memory).
+    reading = dict(
+        image_size=_image_size(args), keep_aspect=not args.stretch, lazy=True
+    )
     if args.dataset == "mvtec":
         found = sorted(p.name for p in args.root.iterdir() if (p / "train").is_dir())
         names = args.category or found
@@ -164,6 +170,14 @@ def _runs(args):
         return [("ped1", lambda: load_ucsd_ped(args.root, "ped1", image_size=size))]
     names = args.category or list(CIFAR10_CLASSES)
     return [(n, lambda n=n: load_cifar10_one_vs_rest(args.root, n)) for n in names]
+
+
+def _training_set_in_memory(data):
+    """A loader's split with ``X_train`` read into an array (the training
+    images are drawn many times; the test images, once each, stay files)."""
+    if as_image_files(data.X_train) is not None:
+        data.X_train = np.asarray(data.X_train)
+    return data
 
 
 def _paper(dataset, name):
@@ -188,7 +202,7 @@ def template_baseline(detector, X_train):
     Parameters
     ----------
     detector : VQVAEAnomalyDetector
-        Its ``score_pooling`` and ``score_sigma`` are used.
+        Its ``score_pooling``, ``score_sigma`` and ``batch_size`` are used.
     X_train : array-like of shape (n, H, W[, C])
         The normal training images.
 
@@ -200,6 +214,7 @@ def template_baseline(detector, X_train):
     return TemplateAnomalyDetector(
         score_pooling=detector.score_pooling,
         score_sigma=detector.score_sigma,
+        batch_size=int(detector.batch_size),  # its memory, not the template's 64
         device=str(detector.net_.device),
     ).fit(X_train)
 
@@ -207,14 +222,20 @@ def template_baseline(detector, X_train):
 def evaluate(detector, data, dataset=None, *, detailed=True):
     """Every figure of the template baseline, SSIM, AM and SSIM+AM on one data set.
 
+    One pass over the test images, batch by batch: each batch is read (from
+    an array or image files), goes through the network once, and its four
+    maps are pooled into image scores and added to streaming pixel metrics
+    (:class:`~skvqad.metrics.PixelMetrics`) on the detector's device, then
+    dropped. Memory is that of a batch and the histograms, not of the set.
+
     Parameters
     ----------
     detector : VQVAEAnomalyDetector
         Fitted.
     data : sklearn.utils.Bunch
-        A loader's split: ``X_train`` (for the template), ``X_test``,
-        ``y_test`` and (unless ``dataset`` is "cifar10") ``masks_test``; for
-        "ucsd" also ``has_mask``.
+        A loader's split: ``X_train`` (for the template), ``X_test`` (an
+        array or image files), ``y_test`` and (unless ``dataset`` is
+        "cifar10") ``masks_test``; for "ucsd" also ``has_mask``.
     dataset : {"mvtec", "folder", "ucsd", "cifar10"} or None, default=None
         The protocol: UCSD evaluates only the clips with pixel ground truth,
         CIFAR-10 has image labels only. None: like "folder".
@@ -227,40 +248,71 @@ def evaluate(detector, data, dataset=None, *, detailed=True):
         ``{column: {metric: value}}`` for every column of :data:`COLUMNS`:
         "image ROC-AUC" pools as the detector's ``score_pooling`` (the
         template's too), "image ROC-AUC (<pooling>)" gives every pooling.
-    maps : ndarray of shape (n, H, W), float32
-        The SSIM+AM maps of every test image.
+        Pooled pixel metrics come from histograms (within 1e-4 of the exact
+        values, see :class:`~skvqad.metrics.PixelMetrics`); image metrics
+        and the per-image pixel ROC-AUC are exact.
+    scores : ndarray of shape (n_test,), float64
+        The detector's ``score_samples`` of every test image (its
+        ``anomaly_map_type`` and ``score_pooling``).
     """
     keep, pixel_keep = _kept(data, dataset)
-    images = check_images(data.X_test)
-    all_maps = detector_maps(detector, images, MAP_TYPES)
-    all_maps["template"] = template_baseline(detector, data.X_train).anomaly_map(images)
+    template = template_baseline(detector, data.X_train)
+    images = _images(data.X_test)
+    n = len(images)
+    pooled = {c: {how: np.empty(n) for how in POOLINGS} for c in COLUMNS}
+    pixel = _has_pixel_truth(data, dataset, pixel_keep)
+    if pixel:
+        counted = np.zeros(n, dtype=bool)
+        counted[pixel_keep] = True
+        streams = {c: PixelMetrics(fpr_limit=0.3) for c in COLUMNS}
+        per_image = {c: [] for c in COLUMNS}
+    for batch_slice, batch, maps in detector_map_batches(detector, images, MAP_TYPES):
+        maps["template"] = template_maps(template, batch)
+        rows = counted[batch_slice] if pixel else None
+        masks = data.masks_test[batch_slice][rows] if pixel else None
+        for column in COLUMNS:
+            values = pool_maps_all(maps[column], POOLINGS, detector.score_sigma)
+            for how, scores in values.items():
+                pooled[column][how][batch_slice] = scores.cpu().numpy()
+            if pixel and rows.any():
+                kept = maps[column][torch.from_numpy(rows).to(batch.device)]
+                streams[column].update(masks, kept)
+                both = masks.any(axis=(1, 2)) & ~masks.all(axis=(1, 2))
+                if detailed and both.any():
+                    flat = (int(both.sum()), -1)
+                    per_image[column].append(_roc_auc_rows(
+                        masks[both].reshape(flat),
+                        kept[torch.from_numpy(both).to(batch.device)].cpu().numpy().reshape(flat),
+                    ))  # fmt: skip
     figures = {}
     for column in COLUMNS:
-        maps, y = all_maps[column][keep], data.y_test[keep]
+        y = data.y_test[keep]
         result = {
-            f"image ROC-AUC ({how})": image_roc_auc(
-                y, pool_maps(maps, how, detector.score_sigma)
-            )
-            for how in POOLINGS
+            f"image ROC-AUC ({how})": image_roc_auc(y, scores[keep])
+            for how, scores in pooled[column].items()
         }
         # The headline image figure pools as the detector is configured.
         result["image ROC-AUC"] = result[f"image ROC-AUC ({detector.score_pooling})"]
-        if _has_pixel_truth(data, dataset, pixel_keep):
-            masks, maps = data.masks_test[pixel_keep], all_maps[column][pixel_keep]
-            if detailed:  # one sort of the pixels for the three pooled metrics
-                pooled = pooled_pixel_metrics(masks, maps, fpr_limit=0.3)
+        if pixel:
+            metrics = streams[column].compute()
+            result["pixel ROC-AUC (pooled)"] = metrics["ROC-AUC"]
+            if detailed:
                 result |= {
-                    "pixel ROC-AUC (pooled)": pooled["ROC-AUC"],
-                    "pixel ROC-AUC (per image)": pixel_roc_auc(
-                        masks, maps, average="per_image"
+                    "pixel ROC-AUC (per image)": float(
+                        np.mean(np.concatenate(per_image[column]))
                     ),
-                    "AUPRO@0.3": pooled["AUPRO"],
-                    "pixel F1-max": pooled["F1-max"],
+                    "AUPRO@0.3": metrics["AUPRO"],
+                    "pixel F1-max": metrics["F1-max"],
                 }
-            else:
-                result["pixel ROC-AUC (pooled)"] = pixel_roc_auc(masks, maps)
         figures[column] = result
-    return figures, all_maps["ssim+am"]
+    scores = -pooled[detector.anomaly_map_type][detector.score_pooling]
+    return figures, scores
+
+
+def _images(X):
+    """A loader's images as they are streamed: image files, or checked arrays."""
+    files = as_image_files(X)
+    return files if files is not None else check_images(X)
 
 
 #: Factors that cannot change the maps of one-channel images.
@@ -342,7 +394,7 @@ def _ablation(detector, data, dataset, *, progress=False):
     """
     keep, pixel_keep = _kept(data, dataset)
     pooling = detector.score_pooling
-    images = check_images(data.X_test)
+    images = _images(data.X_test)
     variants = _map_variants(detector)
     configured = detector.get_params()
     merged = [{**configured, **params} for _, _, params, _ in variants]
@@ -352,22 +404,23 @@ def _ablation(detector, data, dataset, *, progress=False):
     normalized = [p["map_normalization"] == "per_pixel" for p in merged]
     statistics = variant_statistics(
         module,
-        check_images(data.X_train),
+        _images(data.X_train),
         [s for s, norm in zip(settings, normalized) if norm],
         batch_size=int(detector.batch_size),
         device=detector.net_.device,
     )
     statistics = [statistics.pop(0) if norm else None for norm in normalized]
-    pixel = dataset != "cifar10" and data.get("masks_test") is not None
-    n, height, width = images.shape[:3]
-    store = {
-        (i, mt): (
-            np.empty((n, height, width), np.float32) if pixel else None,
-            {how: np.empty(n) for how in POOLINGS},
-        )
+    pixel = _has_pixel_truth(data, dataset, pixel_keep)
+    counted = np.zeros(len(images), dtype=bool)
+    counted[pixel_keep] = True
+    # Image scores of every variant, map type and pooling; pooled pixel
+    # ROC-AUC in coarser histograms than evaluate's (many are held at once).
+    pooled = {
+        (i, mt): {how: np.empty(len(images)) for how in POOLINGS}
         for i in range(len(variants))
         for mt in MAP_TYPES
     }
+    streams = {key: PixelROCAUC(bits=16) for key in pooled} if pixel else {}
     batches = forward_batches(
         module, images, batch_size=int(detector.batch_size), device=detector.net_.device
     )
@@ -376,34 +429,34 @@ def _ablation(detector, data, dataset, *, progress=False):
         batches, total=total, desc="ablation", unit="batch", disable=not progress
     )
     for batch_slice, batch, output in bar:
+        rows = torch.from_numpy(counted[batch_slice]).to(batch.device)
+        masks = data.masks_test[batch_slice][counted[batch_slice]] if pixel else None
+        parts = {}  # one reconstruction, SM and AM per distinct setting
         for i, variant in enumerate(settings):
-            batch_maps = maps_of_output(batch, output, module, variant, MAP_TYPES)
+            batch_maps = maps_of_output(
+                batch, output, module, variant, MAP_TYPES, cache=parts
+            )
             for mt, maps in batch_maps.items():
                 if statistics[i] is not None:
                     maps = normalize_maps(maps, statistics[i][mt])
-                full, pooled = store[i, mt]
-                if pixel:
-                    full[batch_slice] = maps.cpu().numpy()
-                for how, scores in pooled.items():
-                    scores[batch_slice] = (
-                        pool_maps(maps, how, detector.score_sigma).cpu().numpy()
-                    )
+                values = pool_maps_all(maps, POOLINGS, detector.score_sigma)
+                for how, scores in pooled[i, mt].items():
+                    scores[batch_slice] = values[how].cpu().numpy()
+                if pixel and len(masks):
+                    streams[i, mt].update(masks, maps[rows])
     y = data.y_test[keep]
     table = {}
     for i, (factor, label, _, same) in enumerate(variants):
         row = {"configured": same}
         for mt in MAP_TYPES:
-            full, pooled = store[i, mt]
             figures = {
                 f"image ROC-AUC ({how})": image_roc_auc(y, scores[keep])
-                for how, scores in pooled.items()
+                for how, scores in pooled[i, mt].items()
             }
             # The headline image figure pools as the detector is configured.
             figures["image ROC-AUC"] = figures[f"image ROC-AUC ({pooling})"]
-            if pixel and _has_pixel_truth(data, dataset, pixel_keep):
-                figures["pixel ROC-AUC (pooled)"] = pixel_roc_auc(
-                    data.masks_test[pixel_keep], full[pixel_keep]
-                )
+            if pixel:
+                figures["pixel ROC-AUC (pooled)"] = streams[i, mt].compute()
             row[mt] = figures
         table.setdefault(factor, {})[label] = row
     return table
@@ -459,7 +512,7 @@ def run(args):
               "steps": None if epochs else protocol["quick_steps"],
               "model": model, "settings": settings, "results": {}}  # fmt: skip
     for name, load in _runs(args):
-        data = load()
+        data = _training_set_in_memory(load())
         check_test_labels(data)
         n_epochs = epochs or epochs_for_steps(
             len(data.X_train), model["batch_size"], protocol["quick_steps"]
@@ -471,7 +524,9 @@ def run(args):
         start = time.perf_counter()
         detector.fit(data.X_train)
         seconds = round(time.perf_counter() - start, 1)
-        figures, maps = evaluate(detector, data, args.dataset)
+        start = time.perf_counter()
+        figures, _ = evaluate(detector, data, args.dataset)
+        evaluate_seconds = round(time.perf_counter() - start, 1)
         if args.ablation:
             report.setdefault("ablation", {})[name] = _ablation(
                 detector, data, args.dataset, progress=not args.quiet
@@ -487,7 +542,8 @@ def run(args):
             "n_train": len(data.X_train), "n_test": len(data.X_test),
             "n_test_without_mask": n_without_mask(data),
             "max_epochs": n_epochs,
-            "fit_seconds": seconds, "codebook_usage": detector.codebook_usage_,
+            "fit_seconds": seconds, "evaluate_seconds": evaluate_seconds,
+            "codebook_usage": detector.codebook_usage_,
             "final_train_loss": detector.net_.history[-1, "train_loss"],
             "final_perplexity": detector.net_.history[-1, "perplexity"],
             "paper": _paper(args.dataset, name), **figures,
@@ -496,7 +552,10 @@ def run(args):
         }  # fmt: skip
         if args.dataset != "cifar10":
             (out / name).mkdir(exist_ok=True)
-            save_evaluation_figure(detector, data, maps, out / name)
+            save_evaluation_figure(detector, data, out / name)
+        # Evaluation, ablation and figure: everything after the fit.
+        after_fit = round(time.perf_counter() - start, 1)
+        report["results"][name]["after_fit_seconds"] = after_fit
         if not args.quiet:
             print(f"{name}: {json.dumps(figures)}")
     (out / "benchmark.json").write_text(json.dumps(report, indent=2, default=str))

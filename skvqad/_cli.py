@@ -15,9 +15,10 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import torch
 from skimage import io
 
-from ._anomaly_map import POOLINGS, detector_scores
+from ._anomaly_map import POOLINGS
 from ._benchmark import (
     CPU_MODEL,
     PROTOCOLS,
@@ -29,6 +30,7 @@ from ._benchmark import run as run_benchmark
 from ._detector import VQVAEAnomalyDetector
 from ._net import EpochProgressBar
 from ._report import write_report
+from ._scoring import detector_tensor_scores
 from .datasets import load_data_set, make_texture_defects
 from .datasets._files import list_images
 from .datasets._io import file_shape, n_padded, read_images, target_shape
@@ -504,7 +506,7 @@ def _score(args):
     )
     maps = detector.anomaly_map(X)
     # Scores and decisions as score_samples / decision_function give them.
-    normality = detector_scores(detector, maps)
+    normality = detector_tensor_scores(detector, torch.from_numpy(maps))
     scores, decision = -normality, normality - detector.offset_
     out = args.output_dir
     (out / "maps").mkdir(parents=True, exist_ok=True)

@@ -14,18 +14,18 @@ from ._anomaly_map import (
     compared_reconstruction,
     detector_image_scores,
     detector_maps,
-    detector_scores,
     forward_batches,
     map_settings,
-    normalize_maps,
-    offset_from_scores,
     pad_to_stride,
+)
+from ._fit_statistics import after_training
+from ._maps import check_luminance_channels
+from ._scoring import (
+    offset_from_scores,
     plain,
     record_offset_params,
     warn_if_offset_is_stale,
 )
-from ._fit_statistics import map_statistics, training_statistics
-from ._maps import check_luminance_channels
 from ._training import PaddedImageFiles, StoppedEarly, fit_network
 from ._validation import check_detector_input, check_device
 from .datasets._image_files import as_image_files
@@ -226,6 +226,17 @@ default="gaussian_contrast"
         on its share of every epoch (``batch_size`` per process), and all end
         with the same network; ``device`` is then ignored, and with several
         processes so is ``memory``. The user guide's "Scaling out" tells how.
+    mixed_precision : {"auto", "no", "bf16"}, default="auto"
+        "bf16" runs the network's convolutions under bfloat16 autocast, in
+        training and for the maps (the quantiser, the loss, SSIM and every
+        map in float32); "no" runs all in float32; "auto" is "bf16" on a
+        CUDA device that supports it, else "no". A CPU with bfloat16 units
+        may run faster with "bf16" (the CPU tests pin it to float32 within
+        a stated tolerance).
+    channels_last : bool or "auto", default="auto"
+        Weights and images in ``torch.channels_last`` memory format, faster
+        convolutions on most CPUs and GPUs; "auto" is True on CPUs and CUDA.
+        Results equal float32 ones up to rounding.
     verbose : int, default=0
         0 silent; 1 prints skorch's per-epoch table; 2 adds its progress bar.
 
@@ -367,6 +378,8 @@ float32
         callbacks=None,
         memory=None,
         accelerator=None,
+        mixed_precision="auto",
+        channels_last="auto",
         verbose=0,
     ):
         self.n_downsampling = n_downsampling
@@ -407,6 +420,8 @@ float32
         self.callbacks = callbacks
         self.memory = memory
         self.accelerator = accelerator
+        self.mixed_precision = mixed_precision
+        self.channels_last = channels_last
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -478,31 +493,9 @@ float32
                 stacklevel=2,
             )
         self.image_shape_ = images.shape[1:3]
-        statistics = training_statistics(
-            self.net_.module_,
-            images,
-            batch_size=int(self.batch_size),
-            device=self.net_.device,
-        )
-        code_alignment, self.codebook_usage_, calibration = statistics
-        self.net_.module_.calibration.copy_(calibration)
-        self.net_.module_.quantizer.code_alignment.copy_(code_alignment)
-        self.map_statistics_settings_ = map_settings(self.get_params())
-        self.map_statistics_, train_maps = map_statistics(
-            self.net_.module_,
-            images,
-            self.map_statistics_settings_,
-            None if files else self.anomaly_map_type,  # files: a second pass
-            batch_size=int(self.batch_size),
-            device=self.net_.device,
-        )
-        if files:
-            train_scores = detector_image_scores(self, images)
-        else:
-            if self.map_normalization == "per_pixel":  # as detector_maps does
-                statistics = self.map_statistics_[self.anomaly_map_type]
-                train_maps = normalize_maps(torch.from_numpy(train_maps), statistics)
-            train_scores = detector_scores(self, np.asarray(train_maps))
+        statistics = after_training(self, images)
+        self.codebook_usage_, self.map_statistics_settings_ = statistics[:2]
+        self.map_statistics_, train_scores = statistics[2:]
         if not np.isfinite(train_scores).all():
             raise ValueError(
                 "Training diverged: the anomaly maps of the training images are "

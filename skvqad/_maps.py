@@ -78,13 +78,44 @@ def _window_1d(win_size, gaussian_weights, sigma, dtype, device):
 _UNFOLD_ELEMENTS = 2**25
 
 
+#: Sides, in window lengths, up to which a separable filter runs as matrix
+#: products (:func:`_axis_matrix`): their cost grows with the side, a
+#: convolution's with the window; on a CPU the products were faster up to
+#: about 24 window lengths (float32, 2 cores: 8x at 256 px with 65 taps,
+#: 1.9x with 11; even at about 500 px with 11 taps).
+_MATMUL_TAPS = 24
+
+
 def _filter(x, window):
-    """Separable filter of ``(n, c, H, W)`` by ``window`` with symmetric edges."""
+    """Separable filter of ``(n, c, H, W)`` by ``window`` with symmetric edges.
+
+    Two matrix products (one matrix per axis, reflections included) for
+    maps up to ``_MATMUL_TAPS`` window lengths a side, two one-channel
+    convolutions of the padded maps otherwise: the same values up to float
+    rounding.
+    """
+    height, width = x.shape[-2:]
+    if max(height, width) <= _MATMUL_TAPS * window.numel():
+        return _axis_matrix(height, window) @ x @ _axis_matrix(width, window).T
     p = (window.numel() - 1) // 2
     c = x.shape[1]
     x = symmetric_pad(x, p, p, p, p)
     x = F.conv2d(x, window.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
     return F.conv2d(x, window.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+
+
+def _axis_matrix(n, window):
+    """The (n, n) matrix of the 1-D filter ``window`` with symmetric edges.
+
+    Row ``i`` holds the weight of every input sample in output sample ``i``:
+    the filter applied to the identity, reflected as :func:`symmetric_pad`
+    reflects.
+    """
+    radius = (window.numel() - 1) // 2
+    eye = torch.eye(n, dtype=window.dtype, device=window.device)
+    padded = _symmetric_pad_axis(eye, 0, radius, radius)  # (n + 2 radius, n)
+    columns = F.conv1d(padded.T.unsqueeze(1), window.view(1, 1, -1))
+    return columns.squeeze(1).T
 
 
 def gaussian_filter(maps, sigma, truncate=4.0):
@@ -96,8 +127,12 @@ def gaussian_filter(maps, sigma, truncate=4.0):
     kernel's radius is also capped at twice the map's larger side (a wider
     Gaussian only sees more reflections of the same map), so that a huge
     ``sigma`` costs no more memory than the map; up to that cap the result
-    is scipy's. Maps are filtered in batches, so that memory stays bounded
-    however many there are.
+    is scipy's. Maps of sides up to 24 kernel lengths are filtered by two
+    matrix products (the filter along each axis, reflections included, as a
+    matrix: several times faster than a one-channel convolution on a CPU,
+    the same values up to float rounding); larger ones by separable
+    convolution, in batches, so that memory stays bounded however many
+    there are.
 
     Parameters
     ----------
@@ -123,10 +158,12 @@ def gaussian_filter(maps, sigma, truncate=4.0):
         raise ValueError(f"sigma must be > 0, got {sigma!r}.")
     radius = min(int(truncate * float(sigma) + 0.5), 2 * max(maps.shape[-2:]))
     window = _window_1d(2 * radius + 1, True, float(sigma), maps.dtype, maps.device)
+    height, width = maps.shape[-2:]
+    if max(height, width) <= _MATMUL_TAPS * window.numel():  # no unfolding
+        return _filter(maps.unsqueeze(1), window).squeeze(1)
     # Convolutions without a fast kernel (float64 on the CPU) unfold each
     # padded map times the window's length: batches bound that buffer. Fast
     # kernels (float32) need only the padded maps: fewer, larger batches.
-    height, width = maps.shape[-2:]
     slow = maps.dtype == torch.float64 and maps.device.type == "cpu"
     padded = (height + 2 * radius) * (width + 2 * radius)
     step = max(1, _UNFOLD_ELEMENTS // (padded * (window.numel() if slow else 4)))

@@ -407,6 +407,41 @@ float32
             n_residual_layers,
         )
 
+    #: How forward passes run (:meth:`set_execution`); class attributes, so
+    #: that networks pickled before they existed run as they did.
+    mixed_precision = "no"
+    channels_last = False
+
+    def set_execution(self, mixed_precision="no", channels_last=False):
+        """Set how :meth:`run` (training and maps alike) runs the network.
+
+        Parameters
+        ----------
+        mixed_precision : {"no", "bf16"}, default="no"
+            "bf16": convolutions under ``torch.autocast`` in bfloat16 (the
+            quantiser always in float32); outputs are float32 either way.
+        channels_last : bool, default=False
+            Weights and inputs in ``torch.channels_last`` memory format.
+
+        Returns
+        -------
+        self : VQVAE
+        """
+        if mixed_precision not in ("no", "bf16"):
+            raise ValueError(
+                f"mixed_precision must be 'no' or 'bf16', got {mixed_precision!r}."
+            )
+        self.mixed_precision = mixed_precision
+        self.channels_last = bool(channels_last)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        return self.to(memory_format=fmt)
+
+    def run(self, x):
+        """:meth:`forward` (same input and output) in the network's mixed
+        precision and memory format; ``logits`` and ``z_e`` come back in
+        float32 whatever the precision."""
+        return run_network(self, self, x)
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # Weights saved before the calibration existed load with the identity.
         state_dict.setdefault(prefix + "calibration", self.calibration.clone())
@@ -432,9 +467,56 @@ float32
             reconstruction gradient reaches the encoder unchanged.
         """
         z_e = self.encoder(x)
-        z_q, indices, alignment = self.quantizer(z_e)
-        z_st = z_e + (z_q - z_e).detach()
+        # Nearest codes and the alignment map in float32 even under autocast:
+        # bfloat16 distances would pick other codes and blur the AM.
+        with torch.autocast(z_e.device.type, enabled=False):
+            z_q, indices, alignment = self.quantizer(z_e.float())
+        z_st = z_e + (z_q.to(z_e.dtype) - z_e).detach()
         return VQVAEOutput(self.decoder(z_st), z_e, z_q, indices, alignment)
+
+
+def run_network(network, settings, x):
+    """``network(x)`` as ``settings`` (a :class:`VQVAE`) says it runs.
+
+    ``network`` is the module itself or a wrapper of it (a distributed
+    training's); inputs go in ``channels_last`` format if set, the forward
+    pass under bfloat16 autocast if set, and the logits and encoder output
+    come back in float32.
+    """
+    if settings.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    bf16 = settings.mixed_precision == "bf16"
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        output = network(x)
+    if output.logits.dtype == torch.float32 and output.z_e.dtype == torch.float32:
+        return output
+    logits, z_e, z_q, indices, alignment = output
+    return VQVAEOutput(logits.float(), z_e.float(), z_q, indices, alignment)
+
+
+def resolve_execution(mixed_precision, channels_last, device):
+    """The ``(mixed_precision, channels_last)`` a detector's settings mean on a device.
+
+    Parameters
+    ----------
+    mixed_precision : {"auto", "no", "bf16"}
+        "auto": "bf16" on a CUDA device that supports bfloat16, else "no".
+    channels_last : bool or "auto"
+        "auto": True on CPUs and CUDA devices (faster convolutions on both
+        here), False elsewhere.
+    device : str or torch.device
+
+    Returns
+    -------
+    tuple of (str, bool)
+    """
+    device = torch.device(device)
+    if mixed_precision == "auto":
+        cuda = device.type == "cuda" and torch.cuda.is_available()
+        mixed_precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+    if channels_last == "auto":
+        channels_last = device.type in ("cpu", "cuda")
+    return mixed_precision, bool(channels_last)
 
 
 def vq_vae_loss_terms(logits, x, z_e, z_q):

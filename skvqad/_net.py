@@ -8,10 +8,13 @@ import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.callbacks import Callback, PassthroughScoring
-from skorch.dataset import unpack_data
+from skorch.dataset import get_len, unpack_data
 from skorch.hf import AccelerateMixin
 from skorch.utils import to_tensor
 from tqdm.auto import tqdm
+
+from ._model import run_network
+from ._validation import as_unit_float
 
 __all__ = ["AcceleratedVQVAENet", "EpochProgressBar", "VQVAENet"]
 
@@ -25,7 +28,8 @@ class VQVAENet(NeuralNet):
     Everything is skorch's own training loop; only :meth:`get_loss` is
     overridden, to feed the module's output and the input batch to the
     criterion (:class:`~skvqad.VQVAELoss`). Fit with ``net.fit(X)``, ``X`` a
-    float32 array of shape (n_samples, channels, height, width) in [0, 1], with
+    float32 array of shape (n_samples, channels, height, width) in [0, 1] (or
+    uint8 in 0-255, divided by 255 batch by batch on the device), with
     height and width multiples of ``2**n_downsampling``.
 
     The history also records (callback :class:`CodebookPerplexity`) the
@@ -131,10 +135,12 @@ class VQVAENet(NeuralNet):
     def augmented_batch(self, batch):
         """``batch`` randomly flipped, turned and cropped (as set), on the device."""
         resample = bool(self.augment_rotation) or self.augment_scale > 1
-        if self.augment is None and not resample and not self.crop_size:
-            return batch
         Xi, yi = unpack_data(batch)
-        x = to_tensor(Xi, device=self.device)
+        # uint8 training images (0-255) move to the device as they are and
+        # become float32 in [0, 1] there.
+        x = as_unit_float(to_tensor(Xi, device=self.device))
+        if self.augment is None and not resample and not self.crop_size:
+            return x, yi
         generator = getattr(self, "augment_generator_", None)
         if generator is None:
             generator = torch.Generator().manual_seed(int(self.augment_seed))
@@ -155,6 +161,42 @@ class VQVAENet(NeuralNet):
         elif self.crop_size:
             x = random_crop(x, self.crop_size, generator)
         return x, yi
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """skorch's epoch, without a host synchronisation per batch.
+
+        As :meth:`skorch.NeuralNet.run_single_epoch`, except that each
+        batch's loss is recorded as the (detached) tensor on the device and
+        turned into a float for every batch at once when the epoch ends, so
+        that a GPU is not stopped after every step to read one number.
+        Callbacks run on ``on_epoch_end`` (skorch's loss scoring, the
+        printed table) see floats; a callback reading the batch loss on
+        ``on_batch_end`` gets the tensor (``float()`` reads it).
+        """
+        if iterator is None:
+            return
+        losses = []
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            losses.append(step["loss"].detach())
+            self.history.record_batch(prefix + "_loss", losses[-1])
+            size = get_len(batch[0] if isinstance(batch, (tuple, list)) else batch)
+            self.history.record_batch(prefix + "_batch_size", size)
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        batches = self.history[-1]["batches"][-len(losses) :] if losses else []
+        for row, value in zip(batches, torch.stack(losses).tolist() if losses else []):
+            row[prefix + "_loss"] = value
+        self.history.record(prefix + "_batch_count", len(losses))
+
+    def infer(self, x, **fit_params):
+        """The module's forward pass, in its mixed precision and memory format.
+
+        :func:`skvqad._model.run_network` of the (possibly wrapped) module, as
+        :meth:`skvqad.VQVAE.set_execution` set it; float32 outputs.
+        """
+        x = to_tensor(x, device=self.device)
+        return run_network(self.module_, unwrapped_module(self), x)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Loss of a batch from the module output ``y_pred`` and the input ``X``.
@@ -417,10 +459,15 @@ def codebook_perplexity(indices, n_embeddings):
     -------
     float
     """
+    return float(perplexity_tensor(indices, n_embeddings))
+
+
+def perplexity_tensor(indices, n_embeddings):
+    """:func:`codebook_perplexity` as a 0-d float32 tensor on the indices' device."""
     counts = torch.bincount(indices.reshape(-1), minlength=n_embeddings).float()
     p = counts / counts.sum()
     entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
-    return float(torch.exp(entropy))
+    return torch.exp(entropy)
 
 
 class DeadCodeRestart(Callback):
@@ -474,17 +521,29 @@ class DeadCodeRestart(Callback):
 class CodebookPerplexity(Callback):
     """Record the codebook perplexity of every training batch (skorch callback).
 
-    Writes :func:`codebook_perplexity` of the batch's selected indices into
-    the batch history under ``perplexity``; skorch's
-    :class:`~skorch.callbacks.PassthroughScoring` averages it per epoch.
+    Writes the perplexity (:func:`codebook_perplexity`) of the batch's
+    selected indices into the batch history under ``perplexity``, as a
+    tensor on the device; at the end of the epoch all of them are read off
+    the device at once and become floats, which skorch's
+    :class:`~skorch.callbacks.PassthroughScoring` then averages per epoch.
     """
 
     def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
         if training and y_pred is not None:
             n_codes = unwrapped_module(net).quantizer.codebook.num_embeddings
-            net.history.record_batch(
-                "perplexity", codebook_perplexity(y_pred.indices, n_codes)
-            )
+            value = perplexity_tensor(y_pred.indices, n_codes)
+            net.history.record_batch("perplexity", value)
+
+    def on_epoch_end(self, net, **kwargs):
+        rows = [row for row in net.history[-1]["batches"] if "perplexity" in row]
+        tensors = [
+            r["perplexity"] for r in rows if isinstance(r["perplexity"], torch.Tensor)
+        ]
+        if tensors:
+            values = iter(torch.stack(tensors).tolist())
+            for row in rows:
+                if isinstance(row["perplexity"], torch.Tensor):
+                    row["perplexity"] = next(values)
 
 
 class EpochProgressBar(Callback):

@@ -60,6 +60,8 @@ TRAINING = (
     "lr",
     "optimizer",
     "callbacks",
+    "mixed_precision",
+    "channels_last",
 )
 
 #: Parameters that turn a network's output into an anomaly map.
@@ -126,6 +128,8 @@ CONSTRAINTS = {
     "memory": [None, str, os.PathLike, HasMethods(["cache"])],
     "accelerator": [None, HasMethods(["prepare"])],
     "verbose": ["verbose"],
+    "mixed_precision": [StrOptions({"auto", "no", "bf16"})],
+    "channels_last": ["boolean", StrOptions({"auto"})],
 }
 
 

@@ -166,7 +166,7 @@ def _show(ax, image):
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
 
 
-def save_evaluation_figure(detector, data, maps, output_dir):
+def save_evaluation_figure(detector, data, output_dir):
     """Write ``anomaly_maps.png``: one normal test image and two per defect type.
 
     The layout of :func:`plot_anomaly_maps` (Fig. 2 of Gangloff et al., 2022),
@@ -180,11 +180,10 @@ def save_evaluation_figure(detector, data, maps, output_dir):
     detector : VQVAEAnomalyDetector
         Fitted.
     data : sklearn.utils.Bunch
-        ``X_train``, ``X_test``, ``y_test``, ``masks_test`` (may be None) and, when the
+        ``X_train``, ``X_test`` (arrays or image files), ``y_test``,
+        ``masks_test`` (may be None) and, when the
         loader gives it, ``defect_types`` (else the images are titled
         "anomalous" or "good" from ``y_test``).
-    maps : ndarray of shape (n_test, H, W), float32
-        The test images' anomaly maps.
     output_dir : pathlib.Path
         Existing folder to write into.
 
@@ -206,10 +205,11 @@ def save_evaluation_figure(detector, data, maps, output_dir):
     ]
     picks = np.concatenate(picks)[:10]
     threshold = segmentation_threshold(detector, data.X_train)
+    images = np.asarray(data.X_test[picks])  # only these are read and mapped
     fig = plot_anomaly_maps(
-        data.X_test[picks],
-        maps[picks],
-        reconstructions=detector.reconstruct(data.X_test[picks]),
+        images,
+        detector.anomaly_map(images),
+        reconstructions=detector.reconstruct(images),
         masks=None if data.get("masks_test") is None else data.masks_test[picks],
         threshold=threshold,
         titles=list(types[picks]),

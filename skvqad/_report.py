@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ._anomaly_map import detector_scores
 from ._benchmark import COLUMN_NAMES, evaluate, n_without_mask
 from ._plotting import save_evaluation_figure, segmentation_threshold
 
@@ -79,14 +78,13 @@ def write_report(detector, data, output_dir, name, fit_seconds):
         "convergence": convergence_warning(detector.net_.history),
         "results": {},
     }
-    figures, maps = evaluate(detector, data, detailed=False)
+    figures, normality = evaluate(detector, data, detailed=False)
     for map_type, result in figures.items():
         report["results"][map_type] = {
             "image ROC-AUC": result["image ROC-AUC"],
             # None (JSON null) when no anomalous test image has a mask.
             "pixel ROC-AUC": result.get("pixel ROC-AUC (pooled)"),
         }
-    normality = detector_scores(detector, maps)
     names = data.get("filenames")
     kinds = data.get("defect_types", np.where(data.y_test == 1, "anomalous", "good"))
     report["images"] = [
@@ -98,7 +96,7 @@ def write_report(detector, data, output_dir, name, fit_seconds):
     ]  # fmt: skip
     report["segmentation_threshold"] = segmentation_threshold(detector, data.X_train)
     output_dir.mkdir(parents=True, exist_ok=True)
-    report["figure"] = str(save_evaluation_figure(detector, data, maps, output_dir))
+    report["figure"] = str(save_evaluation_figure(detector, data, output_dir))
     (output_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
     text = markdown(report)
     (output_dir / "report.md").write_text(text)

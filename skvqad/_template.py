@@ -8,14 +8,14 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._anomaly_map import (
-    POOLINGS,
+from ._anomaly_map import POOLINGS
+from ._maps import ssim_map
+from ._scoring import (
     detector_scores,
     offset_from_scores,
     record_offset_params,
     warn_if_offset_is_stale,
 )
-from ._maps import ssim_map
 from ._validation import check_device, check_images, tensor_to_array
 from .datasets._image_files import as_image_files
 
@@ -237,23 +237,11 @@ default="mean"
         return np.where(self._decision_function(X, stacklevel=3) < 0, -1, 1)
 
     def _maps(self, images):
-        template = torch.from_numpy(self.template_).movedim(-1, 0)[None]
-        template = template.to(self.device_)
         maps = np.empty(images.shape[:3], dtype=np.float32)
         for start in range(0, len(images), self.batch_size):
             batch = torch.from_numpy(images[start : start + self.batch_size])
             batch = batch.movedim(-1, 1).to(self.device_)
-            ssim = ssim_map(
-                batch,
-                template.expand_as(batch),
-                data_range=1.0,
-                win_size=self.ssim_win_size,
-                gaussian_weights=self.ssim_gaussian_weights,
-                K1=self.ssim_k1,
-                K2=self.ssim_k2,
-                channel_reduction=self.ssim_channel_reduction,
-            )
-            maps[start : start + self.batch_size] = (1.0 - ssim).cpu().numpy()
+            maps[start : start + self.batch_size] = template_maps(self, batch).cpu()
         return maps
 
     def _pooled(self, images):
@@ -270,3 +258,33 @@ def _as_array(X):
     """``X`` as an array: image paths (or ImageFiles) are read, all at once."""
     files = as_image_files(X)
     return tensor_to_array(X) if files is None else np.asarray(files)
+
+
+def template_maps(baseline, batch):
+    """``1 - SSIM`` of a batch against a fitted baseline's template, on its device.
+
+    Parameters
+    ----------
+    baseline : TemplateAnomalyDetector
+        Fitted.
+    batch : torch.Tensor of shape (b, C, H, W), float32
+        Images in [0, 1] of the template's shape, on any device.
+
+    Returns
+    -------
+    torch.Tensor of shape (b, H, W), float32, on the baseline's device
+        In [0, 2]; higher is more anomalous.
+    """
+    template = torch.from_numpy(baseline.template_).movedim(-1, 0)[None]
+    batch = batch.to(baseline.device_)
+    ssim = ssim_map(
+        batch,
+        template.to(batch.device).expand_as(batch),
+        data_range=1.0,
+        win_size=baseline.ssim_win_size,
+        gaussian_weights=baseline.ssim_gaussian_weights,
+        K1=baseline.ssim_k1,
+        K2=baseline.ssim_k2,
+        channel_reduction=baseline.ssim_channel_reduction,
+    )
+    return 1.0 - ssim

@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ._anomaly_map import record_offset_params
+from ._scoring import record_offset_params
 
 __all__ = ["fit_threshold"]
 

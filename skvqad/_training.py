@@ -13,7 +13,7 @@ from skorch.callbacks import Callback, ProgressBar
 
 from ._anomaly_map import pad_to_stride
 from ._cache import cached_call
-from ._model import VQVAE, VQVAELoss
+from ._model import VQVAE, VQVAELoss, resolve_execution
 from ._net import AcceleratedVQVAENet, DeadCodeRestart, VQVAENet, unwrapped_module
 from ._validation import reading_workers
 
@@ -191,6 +191,8 @@ def train_net(X, training_params, seed, device, verbose, accelerator=None):
     with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=forked, device_type="cuda"):
         torch.manual_seed(seed)
         net.initialize()
+    execution = resolve_execution(p["mixed_precision"], p["channels_last"], device)
+    unwrapped_module(net).set_execution(*execution)
     # skorch ends training quietly on Ctrl-C (KeyboardInterrupt) and early
     # stopping callbacks; such a net is returned through an exception so that
     # joblib.Memory does not cache it.

@@ -18,7 +18,7 @@ _CHANNEL_COUNTS = (1, 3, 4)
 _INTEGER_SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
-def check_images(X, *, input_name="X"):
+def check_images(X, *, input_name="X", keep_uint8=False):
     """Validate a batch of images and return it as float32 in [0, 1].
 
     Parameters
@@ -30,11 +30,15 @@ def check_images(X, *, input_name="X"):
         [0, 1]. (2-D tabular input is handled by the estimator itself.)
     input_name : str, default="X"
         Name used in error messages.
+    keep_uint8 : bool, default=False
+        Return uint8 images as uint8 (a view of ``X``, channels axis added),
+        for code that converts each batch with :func:`as_unit_float`.
 
     Returns
     -------
-    ndarray of shape (n_samples, height, width, channels), float32
-        A new array; ``X`` is never modified.
+    ndarray of shape (n_samples, height, width, channels), float32 (or uint8)
+        A new float32 array (or, with ``keep_uint8``, a view of a uint8
+        ``X``); ``X`` is never modified.
 
     Raises
     ------
@@ -99,10 +103,20 @@ def check_images(X, *, input_name="X"):
             f"{input_name} has dtype {X.dtype}; expected uint8, uint16, bool or "
             "floating values in [0, 1]."
         )
-    out = unit_float32(X)
+    # uint8 kept as it is: no float32 copy of the set, 4x less to hold and
+    # to move to a device; each batch is divided there (as_unit_float).
+    out = X if keep_uint8 and X.dtype == np.uint8 else unit_float32(X)
     if out.ndim == 3:
         out = out[..., np.newaxis]
     return out
+
+
+def as_unit_float(batch):
+    """A batch tensor as float32 in [0, 1]: uint8 divided by 255, as
+    :func:`unit_float32` divides (the same float32 values); others as they are."""
+    if batch.dtype == torch.uint8:
+        return batch.float() / 255.0
+    return batch
 
 
 def unit_float32(X):
@@ -291,7 +305,7 @@ def check_detector_input(estimator, X, *, reset, files=None):
     if files is None and is_tabular(X):
         images = tabular_as_images(estimator, X, reset=reset)
     else:
-        images = check_images(X) if files is None else files
+        images = check_images(X, keep_uint8=True) if files is None else files
         images.shape  # noqa: B018 - image files: reads the headers, raises
         if reset:
             for attribute in ("n_features_in_", "feature_names_in_", "scaler_"):

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from skvqad import VQVAEAnomalyDetector, _parameters
-from skvqad._anomaly_map import MAP_TYPES, pool_maps
+from skvqad._anomaly_map import MAP_TYPES
 from skvqad._benchmark import MAP_FACTORS
+from skvqad._scoring import pool_maps
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "skvqad"
@@ -80,6 +81,7 @@ def test_the_map_module_is_below_the_estimator():
         "skvqad._maps",
         "skvqad._model",
         "skvqad._parameters",
+        "skvqad._scoring",
         "skvqad._validation",
     }
     model = _imports("skvqad._model", modules["skvqad._model"], set(modules))

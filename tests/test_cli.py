@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from skvqad._anomaly_map import pool_maps
 from skvqad._cli import main
+from skvqad._scoring import pool_maps
 from skvqad.datasets._files import list_images
 from skvqad.datasets._io import read_images
 

@@ -40,7 +40,11 @@ def _torch(image):
         dict(win_size=15, gaussian_weights=False, use_sample_covariance=False),
     ],
 )
-def test_ssim_map_matches_scikit_image(channels, kwargs):
+@pytest.mark.parametrize("matmul_taps", [10**6, 0])  # matrix products, convolution
+def test_ssim_map_matches_scikit_image(channels, kwargs, matmul_taps, monkeypatch):
+    from skvqad import _maps
+
+    monkeypatch.setattr(_maps, "_MATMUL_TAPS", matmul_taps)
     a, b = _pair(channels)
     _, full = structural_similarity(
         a.astype(np.float64),
@@ -219,11 +223,13 @@ def test_map_functions_reject_bad_tensors():
         )
 
 
+@pytest.mark.parametrize("matmul_taps", [10**6, 0])  # matrix products, convolution
 @pytest.mark.parametrize("sigma", [0.7, 2.0, 8.0])
 @pytest.mark.parametrize("shape", [(17, 23), (5, 40)])
-def test_gaussian_filter_matches_scipy(sigma, shape):
-    from skvqad import gaussian_filter
+def test_gaussian_filter_matches_scipy(sigma, shape, matmul_taps, monkeypatch):
+    from skvqad import _maps, gaussian_filter
 
+    monkeypatch.setattr(_maps, "_MATMUL_TAPS", matmul_taps)
     maps = np.random.default_rng(0).uniform(size=(3, *shape))
     ours = gaussian_filter(torch.from_numpy(maps), sigma).numpy()
     for mine, image in zip(ours, maps):
@@ -240,8 +246,26 @@ def test_gaussian_filter_in_batches_equals_one_pass(monkeypatch):
     from skvqad import _maps, gaussian_filter
 
     maps = torch.from_numpy(np.random.default_rng(1).uniform(size=(7, 12, 9)))
+    monkeypatch.setattr(_maps, "_MATMUL_TAPS", 0)  # the convolution path
     whole = gaussian_filter(maps, 3.0)
     monkeypatch.setattr(_maps, "_UNFOLD_ELEMENTS", 1)  # one map a batch
     np.testing.assert_array_equal(gaussian_filter(maps, 3.0).numpy(), whole.numpy())
     monkeypatch.setattr(_maps, "_UNFOLD_ELEMENTS", 3 * 36 * 33 * 25)  # 3 a batch
     np.testing.assert_array_equal(gaussian_filter(maps, 3.0).numpy(), whole.numpy())
+
+
+def test_gaussian_filter_by_matrices_equals_convolution_in_float32(monkeypatch):
+    # Maps up to 24 kernel lengths a side are smoothed by two matrix products.
+    from skvqad import _maps, gaussian_filter
+
+    maps = torch.rand(4, 96, 130, generator=torch.Generator().manual_seed(0))
+    by_matrices = gaussian_filter(maps, 8.0)
+    monkeypatch.setattr(_maps, "_MATMUL_TAPS", 0)
+    by_convolution = gaussian_filter(maps, 8.0)
+    assert by_matrices.dtype == torch.float32
+    torch.testing.assert_close(by_matrices, by_convolution, rtol=0, atol=1e-6)
+    # A radius beyond the map (reflected more than once) as well.
+    huge = gaussian_filter(maps[:, :5, :7], 30.0)
+    monkeypatch.setattr(_maps, "_MATMUL_TAPS", 10**6)
+    torch.testing.assert_close(gaussian_filter(maps[:, :5, :7], 30.0), huge,
+                               rtol=0, atol=1e-6)  # fmt: skip

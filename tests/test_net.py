@@ -245,3 +245,33 @@ def test_random_zoom_scales_the_sampled_window_log_uniformly():
     assert torch.equal(generator.get_state(), state)
     _zooms(8, 1.25, generator)
     assert not torch.equal(generator.get_state(), state)
+
+
+def test_batch_history_is_read_off_the_device_once_an_epoch():
+    from skorch.callbacks import Callback
+
+    from skvqad._net import codebook_perplexity
+
+    seen = []
+
+    class Spy(Callback):
+        def on_batch_end(self, net, **kwargs):
+            row = net.history[-1, "batches", -1]
+            seen.append((type(row["train_loss"]), type(row["perplexity"])))
+
+    X = np.random.default_rng(0).random((12, 1, 8, 8)).astype(np.float32)
+    net = _net(callbacks=[Spy()], max_epochs=2)
+    net.set_params(batch_size=4)
+    net.fit(X)
+    # During the epoch the values stay tensors (no host synchronisation) ...
+    assert seen == [(torch.Tensor, torch.Tensor)] * 6
+    # ... and at its end they are floats, averaged by skorch as before.
+    for epoch in net.history:
+        losses = [b["train_loss"] for b in epoch["batches"]]
+        perplexities = [b["perplexity"] for b in epoch["batches"]]
+        assert all(type(v) is float for v in losses + perplexities)
+        assert epoch["train_loss"] == pytest.approx(np.mean(losses))
+        assert epoch["perplexity"] == pytest.approx(np.mean(perplexities))
+        assert epoch["train_batch_count"] == 3
+    indices = net.module_.run(torch.from_numpy(X[:4])).indices
+    assert 1.0 <= codebook_perplexity(indices, 64) <= 64.0

@@ -7,9 +7,10 @@ from scipy import ndimage
 from sklearn.isotonic import IsotonicRegression
 
 from skvqad import TemplateAnomalyDetector, VQVAEAnomalyDetector
-from skvqad._anomaly_map import calibrate, pool_maps
+from skvqad._anomaly_map import calibrate
 from skvqad._benchmark import template_baseline
 from skvqad._model import CALIBRATION_KNOTS
+from skvqad._scoring import pool_maps
 
 from .conftest import TINY
 

@@ -5,7 +5,7 @@ import torch
 from skimage.measure import label as connected_components
 from sklearn.metrics import roc_auc_score
 
-__all__ = ["PixelROCAUC", "aupro", "f1_max", "image_roc_auc", "pixel_roc_auc"]
+__all__ = ["aupro", "f1_max", "image_roc_auc", "pixel_roc_auc"]
 
 
 def _binary(y, name):
@@ -318,102 +318,3 @@ def f1_max(y_true, scores, *, return_threshold=False):
     thresholds, true, flagged, _, _ = _curve(y, s)
     f1, threshold = _f1_from_curve(thresholds, true, flagged)
     return (f1, threshold) if return_threshold else f1
-
-
-class PixelROCAUC:
-    """Streaming pooled pixel ROC-AUC in memory independent of the data size.
-
-    ``update(masks, maps)`` adds one batch to two histograms (normal and
-    anomalous pixels) of ``n_bins`` bins; ``compute()`` returns the ROC-AUC of
-    the binned scores (trapezoids between bin edges, ties within a bin counted
-    as half). The range starts at ``[0, 2 * max]`` of the first batch and
-    doubles, merging neighbouring bins, when a larger value arrives, so the
-    state stays ``2 * n_bins`` int64 counts. Counting is on the CPU in exact
-    integers; scores are never squashed or clipped.
-
-    Parameters
-    ----------
-    n_bins : int, default=65536
-        Histogram resolution, >= 2 and even.
-
-    Notes
-    -----
-    Maps must be >= 0 (skvqad's maps are). The error against
-    :func:`sklearn.metrics.roc_auc_score` comes only from pixels of both
-    classes sharing a bin; with the default resolution it was below 1e-4 on
-    the tests' maps.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skvqad.metrics import PixelROCAUC
-    >>> metric = PixelROCAUC()
-    >>> masks = np.zeros((2, 4, 4), bool); masks[:, :2] = True
-    >>> maps = masks + 0.01 * np.arange(16).reshape(4, 4)
-    >>> metric.update(masks, maps)
-    >>> round(metric.compute(), 3)
-    1.0
-    """
-
-    def __init__(self, n_bins=65536):
-        if n_bins < 2 or n_bins % 2:
-            raise ValueError(f"n_bins must be an even integer >= 2, got {n_bins}.")
-        self.n_bins = n_bins
-        self.reset()
-
-    def reset(self):
-        """Forget every update."""
-        self.counts_ = np.zeros((2, self.n_bins), dtype=np.int64)
-        self.top_ = None
-
-    def update(self, masks, maps):
-        """Add a batch.
-
-        Parameters
-        ----------
-        masks : array-like of shape (n, height, width), bool or 0/1
-        maps : array-like of shape (n, height, width), float, >= 0
-
-        Raises
-        ------
-        ValueError
-            If shapes differ, inputs are invalid, or a map value is negative.
-        """
-        masks, maps = _check_pair(masks, maps)
-        if maps.size == 0:
-            return
-        if maps.min() < 0:
-            raise ValueError("PixelROCAUC needs maps >= 0.")
-        high = float(maps.max())
-        if self.top_ is None:
-            self.top_ = 2.0 * high if high > 0 else 1.0
-        while high >= self.top_:  # double the range, merging bin pairs
-            merged = self.counts_.reshape(2, -1, 2).sum(axis=2)
-            self.counts_ = np.concatenate([merged, np.zeros_like(merged)], axis=1)
-            self.top_ *= 2.0
-        bins = np.minimum(
-            (maps / self.top_ * self.n_bins).astype(np.int64), self.n_bins - 1
-        )
-        for cls in (0, 1):
-            selected = bins[masks == bool(cls)]
-            self.counts_[cls] += np.bincount(selected, minlength=self.n_bins)
-
-    def compute(self):
-        """Pooled pixel ROC-AUC of everything added so far.
-
-        Returns
-        -------
-        float
-
-        Raises
-        ------
-        ValueError
-            If no normal or no anomalous pixel was added.
-        """
-        normal, anomalous = self.counts_
-        if normal.sum() == 0 or anomalous.sum() == 0:
-            raise ValueError("PixelROCAUC needs both normal and anomalous pixels.")
-        # Thresholds from the top bin down: cumulative rates at bin edges.
-        tpr = np.r_[0.0, np.cumsum(anomalous[::-1]) / anomalous.sum()]
-        fpr = np.r_[0.0, np.cumsum(normal[::-1]) / normal.sum()]
-        return float(np.trapezoid(tpr, fpr))

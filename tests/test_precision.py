@@ -1,0 +1,155 @@
+"""How the network runs: mixed precision and channels_last pinned to float32
+results on the CPU, uint8 images trained and scored without a float32 copy.
+
+Tolerances, each measured on these tiny networks first (the measured value
+in brackets): channels_last in float32 equals the contiguous layout up to
+rounding (maps 2e-6 of their range, gradients 3e-6 relative); bfloat16
+autocast moves the maps by at most 2 % of their range (0.5 %), the pixel
+ROC-AUC by at most 0.005 (5e-4), the loss by 1 % (6e-4) and the gradient by
+10 % of its norm (4 %).
+"""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skvqad import VQVAE, VQVAEAnomalyDetector, VQVAELoss
+from skvqad._model import resolve_execution
+from skvqad.datasets import make_texture_defects
+from skvqad.metrics import pixel_roc_auc
+
+SMALL = dict(hidden_channels=16, n_embeddings=32, embedding_dim=8,
+             n_residual_layers=1, n_downsampling=2)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fitted_fp32():
+    data = make_texture_defects(n_train=32, n_test=16, image_size=32, random_state=0)
+    detector = VQVAEAnomalyDetector(
+        **SMALL, max_epochs=3, batch_size=8, lr=1e-3, random_state=0,
+        mixed_precision="no", channels_last=False,
+    ).fit(data.X_train)  # fmt: skip
+    return detector, data
+
+
+def _maps_under(detector, data, mixed_precision, channels_last):
+    module = detector.net_.module_
+    module.set_execution(mixed_precision, channels_last)
+    try:
+        return detector.anomaly_map(data.X_test), detector.score_samples(data.X_test)
+    finally:
+        module.set_execution("no", False)
+
+
+def test_channels_last_maps_equal_float32(fitted_fp32):
+    detector, data = fitted_fp32
+    reference, scores = _maps_under(detector, data, "no", False)
+    maps, last_scores = _maps_under(detector, data, "no", True)
+    assert np.abs(maps - reference).max() <= 1e-5 * np.ptp(reference)
+    assert np.abs(last_scores - scores).max() <= 1e-5 * np.ptp(scores)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_bf16_maps_stay_within_the_stated_tolerance(fitted_fp32, channels_last):
+    detector, data = fitted_fp32
+    reference, scores = _maps_under(detector, data, "no", False)
+    maps, bf16_scores = _maps_under(detector, data, "bf16", channels_last)
+    assert maps.dtype == np.float32
+    assert not np.array_equal(maps, reference)  # bfloat16 did run
+    assert np.abs(maps - reference).max() <= 0.02 * np.ptp(reference)
+    assert np.abs(bf16_scores - scores).max() <= 0.02 * np.ptp(scores)
+    auc = pixel_roc_auc(data.masks_test, maps)
+    assert abs(auc - pixel_roc_auc(data.masks_test, reference)) <= 0.005
+
+
+def test_training_step_under_bf16_and_channels_last():
+    torch.manual_seed(0)
+    module = VQVAE(in_channels=1, **SMALL)
+    x = torch.rand(8, 1, 32, 32)
+    steps = {}
+    for setting in (("no", False), ("no", True), ("bf16", False)):
+        module.set_execution(*setting)
+        module.zero_grad()
+        output = module.run(x)
+        # Outputs in float32 whatever the precision; the quantiser in float32.
+        assert output.logits.dtype == output.z_e.dtype == torch.float32
+        assert output.alignment.dtype == output.z_q.dtype == torch.float32
+        loss = VQVAELoss()(output.logits, x, output.z_e, output.z_q)
+        loss.backward()
+        grads = [p.grad.flatten() for p in module.parameters() if p.grad is not None]
+        steps[setting] = loss.item(), torch.cat(grads)
+    loss, grad = steps["no", False]
+    for setting, (rel_loss, rel_grad) in {
+        ("no", True): (1e-5, 1e-5),
+        ("bf16", False): (1e-2, 0.1),
+    }.items():
+        other_loss, other_grad = steps[setting]
+        assert abs(other_loss - loss) <= rel_loss * abs(loss), setting
+        assert (other_grad - grad).norm() <= rel_grad * grad.norm(), setting
+    assert not torch.equal(steps["bf16", False][1], grad)
+
+
+def test_detector_settings_reach_the_network_and_bad_values_are_refused():
+    X = np.random.default_rng(0).random((8, 16, 16)).astype(np.float32)
+    params = dict(**SMALL, max_epochs=1, batch_size=4, random_state=0)
+    auto = VQVAEAnomalyDetector(**params).fit(X)
+    # "auto" on a CPU: float32, channels_last.
+    assert auto.net_.module_.mixed_precision == "no"
+    assert auto.net_.module_.channels_last is True
+    weight = next(p for p in auto.net_.module_.encoder.parameters() if p.ndim == 4)
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    bf16 = VQVAEAnomalyDetector(**params, mixed_precision="bf16", channels_last=False)
+    bf16.fit(X)
+    assert bf16.net_.module_.mixed_precision == "bf16"
+    assert bf16.net_.module_.channels_last is False
+    assert np.isfinite(bf16.score_samples(X)).all()
+    with pytest.raises(InvalidParameterError, match="mixed_precision"):
+        VQVAEAnomalyDetector(**params, mixed_precision="fp16").fit(X)
+    with pytest.raises(InvalidParameterError, match="channels_last"):
+        VQVAEAnomalyDetector(**params, channels_last="yes").fit(X)
+    with pytest.raises(ValueError, match="mixed_precision"):
+        VQVAE().set_execution("fp16")
+
+
+def test_auto_execution_per_device():
+    assert resolve_execution("auto", "auto", "cpu") == ("no", True)
+    assert resolve_execution("bf16", False, "cpu") == ("bf16", False)
+    assert resolve_execution("no", True, "meta") == ("no", True)
+    assert resolve_execution("auto", "auto", "meta") == ("no", False)
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        assert resolve_execution("auto", "auto", "cuda") == ("bf16", True)
+
+
+def test_uint8_images_train_and_score_as_uint8_bit_for_bit(monkeypatch):
+    from skvqad import _detector
+    from skvqad._validation import check_images
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (24, 30, 30, 3), dtype=np.uint8)
+    before = X.copy()
+    params = dict(**SMALL, max_epochs=2, batch_size=8, random_state=0)
+    trained_on = []
+    fit_network = _detector.fit_network
+
+    def spy(x, *args, **kwargs):
+        trained_on.append(x.dtype)
+        return fit_network(x, *args, **kwargs)
+
+    monkeypatch.setattr(_detector, "fit_network", spy)
+    from_uint8 = VQVAEAnomalyDetector(**params).fit(X)
+    as_float = X.astype(np.float32) / np.float32(255)
+    from_float = VQVAEAnomalyDetector(**params).fit(as_float)
+    # The uint8 set is padded and trained on as uint8 (no float32 copy of it)...
+    assert trained_on == [np.uint8, np.float32]
+    assert np.shares_memory(check_images(X, keep_uint8=True), X)
+    # ... and each batch divided by 255 on the device gives the same float32
+    # values, so the same network, maps, scores and threshold.
+    np.testing.assert_array_equal(
+        from_uint8.anomaly_map(X), from_float.anomaly_map(as_float)
+    )
+    np.testing.assert_array_equal(
+        from_uint8.score_samples(X), from_float.score_samples(as_float)
+    )
+    assert from_uint8.offset_ == from_float.offset_
+    np.testing.assert_array_equal(X, before)  # the user's array is untouched
