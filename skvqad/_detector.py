@@ -227,16 +227,15 @@ default="gaussian_contrast"
         with the same network; ``device`` is then ignored, and with several
         processes so is ``memory``. The user guide's "Scaling out" tells how.
     mixed_precision : {"auto", "no", "bf16"}, default="auto"
-        "bf16" runs the network's convolutions under bfloat16 autocast, in
-        training and for the maps (the quantiser, the loss, SSIM and every
-        map in float32); "no" runs all in float32; "auto" is "bf16" on a
-        CUDA device that supports it, else "no". A CPU with bfloat16 units
-        may run faster with "bf16" (the CPU tests pin it to float32 within
-        a stated tolerance).
+        bfloat16 autocast of the convolutions, in training and for the maps
+        (quantiser, loss, SSIM and maps stay float32); "auto": on a CUDA
+        device that supports it. The tests pin "bf16" to float32 on the CPU.
     channels_last : bool or "auto", default="auto"
-        Weights and images in ``torch.channels_last`` memory format, faster
-        convolutions on most CPUs and GPUs; "auto" is True on CPUs and CUDA.
-        Results equal float32 ones up to rounding.
+        The channels-last memory format ("auto": on CPUs and CUDA): faster
+        convolutions, float32 results equal up to rounding.
+    compile : bool, default=False
+        Train through ``torch.compile`` (skorch's ``compile``); ``net_``
+        then holds the plain module. The first steps compile (a minute).
     verbose : int, default=0
         0 silent; 1 prints skorch's per-epoch table; 2 adds its progress bar.
 
@@ -380,6 +379,7 @@ float32
         accelerator=None,
         mixed_precision="auto",
         channels_last="auto",
+        compile=False,
         verbose=0,
     ):
         self.n_downsampling = n_downsampling
@@ -422,6 +422,7 @@ float32
         self.accelerator = accelerator
         self.mixed_precision = mixed_precision
         self.channels_last = channels_last
+        self.compile = compile
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)

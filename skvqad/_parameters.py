@@ -62,6 +62,7 @@ TRAINING = (
     "callbacks",
     "mixed_precision",
     "channels_last",
+    "compile",
 )
 
 #: Parameters that turn a network's output into an anomaly map.
@@ -130,6 +131,7 @@ CONSTRAINTS = {
     "verbose": ["verbose"],
     "mixed_precision": [StrOptions({"auto", "no", "bf16"})],
     "channels_last": ["boolean", StrOptions({"auto"})],
+    "compile": ["boolean"],
 }
 
 

@@ -8,6 +8,7 @@ import copy
 import os
 import threading
 
+import numpy as np
 import torch
 from skorch.callbacks import Callback, ProgressBar
 
@@ -23,6 +24,7 @@ __all__ = [
     "StoppedEarly",
     "fit_network",
     "train_net",
+    "training_set_on_device",
 ]
 
 #: Serialises the seeded weight initialisation of fits in parallel threads.
@@ -122,6 +124,33 @@ def fit_network(X, training_params, seed, device, *, verbose, memory, accelerato
     )
 
 
+#: Share of a CUDA device's free memory a uint8 training set may take there.
+DEVICE_SET_SHARE = 0.25
+
+
+def training_set_on_device(X, device):
+    """uint8 training images as a tensor on the training device, when they fit.
+
+    ``X``: the padded (n, C, H, W) training images. A uint8 array goes to a
+    CUDA device whole if it takes at most ``DEVICE_SET_SHARE`` of the
+    device's free memory, so that each batch is cut there with no
+    host-to-device copy per batch; on the CPU it becomes a tensor sharing
+    the array's memory (no copy). skorch draws the same batches from either,
+    with the same values. Float32 arrays and image files are returned as
+    they are (a float32 set on the device would take four times the room).
+    """
+    if not isinstance(X, np.ndarray) or X.dtype != np.uint8:
+        return X
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if X.nbytes > DEVICE_SET_SHARE * free:
+            return X
+    elif device.type != "cpu":
+        return X
+    return torch.from_numpy(X).to(device)
+
+
 def train_net(X, training_params, seed, device, verbose, accelerator=None):
     """Build and train a :class:`VQVAENet` on padded (n, C, H, W) float32 ``X``.
 
@@ -182,6 +211,7 @@ def train_net(X, training_params, seed, device, verbose, accelerator=None):
         crop_size=None if p["crop_size"] is None else int(p["crop_size"]),
         augment_seed=seed,
         verbose=int(verbose),
+        compile=bool(p["compile"]),
         **placement,
     )
     # Weight and codebook initialisation draw from torch's global RNG. Seed it
@@ -196,9 +226,13 @@ def train_net(X, training_params, seed, device, verbose, accelerator=None):
     # skorch ends training quietly on Ctrl-C (KeyboardInterrupt) and early
     # stopping callbacks; such a net is returned through an exception so that
     # joblib.Memory does not cache it.
+    if accelerator is None:
+        X = training_set_on_device(X, device)
     try:
         net.partial_fit(X, y=None)  # trains max_epochs epochs; no re-initialisation
     finally:  # training-only state, not worth pickling
+        # torch.compile's wrapper off: the plain module pickles and maps.
+        net.module_ = getattr(net.module_, "_orig_mod", net.module_)
         quantizer = unwrapped_module(net).quantizer
         quantizer.release_training_state()
         net.augment_generator_ = None
