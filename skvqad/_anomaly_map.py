@@ -30,7 +30,7 @@ from ._maps import (
 )
 from ._parameters import MAP, POOLINGS
 from ._scoring import caller_level, detector_tensor_scores, plain
-from ._validation import as_unit_float, reading_workers
+from ._validation import as_unit_float, reading_workers, tensor_of
 
 __all__ = [
     "MAP_TYPES",
@@ -134,7 +134,7 @@ def _image_batches(images, batch_size, device):
     if isinstance(images, np.ndarray):
         for start in range(0, images.shape[0], batch_size):
             batch_slice = slice(start, start + batch_size)
-            yield batch_slice, torch.from_numpy(images[batch_slice])
+            yield batch_slice, tensor_of(images[batch_slice])
         return
     loader = torch.utils.data.DataLoader(
         images,

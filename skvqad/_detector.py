@@ -20,6 +20,7 @@ from ._anomaly_map import (
 )
 from ._fit_statistics import after_training
 from ._maps import check_luminance_channels
+from ._model import resolve_execution
 from ._scoring import (
     offset_from_scores,
     plain,
@@ -27,7 +28,7 @@ from ._scoring import (
     warn_if_offset_is_stale,
 )
 from ._training import PaddedImageFiles, StoppedEarly, fit_network
-from ._validation import check_detector_input, check_device
+from ._validation import check_detector_input, check_device, tensor_of
 from .datasets._image_files import as_image_files
 
 __all__ = ["VQVAEAnomalyDetector"]
@@ -468,11 +469,14 @@ float32
         training_params = {
             name: plain(getattr(self, name)) for name in _parameters.TRAINING
         }
+        # What "auto" means on this device: one cache key per actual setting.
+        execution = resolve_execution(self.mixed_precision, self.channels_last, device)
+        training_params["mixed_precision"], training_params["channels_last"] = execution
         files = not isinstance(images, np.ndarray)  # ImageFiles, read in batches
         if files:
             x = PaddedImageFiles(images, stride)
         else:
-            x = pad_to_stride(torch.from_numpy(images).movedim(-1, 1), stride)
+            x = pad_to_stride(tensor_of(images).movedim(-1, 1), stride)
             x = x.contiguous().numpy()
         try:
             self.net_ = fit_network(

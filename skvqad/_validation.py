@@ -1,6 +1,7 @@
 """Input validation for batches of images."""
 
 import multiprocessing
+import warnings
 
 import numpy as np
 import torch
@@ -109,6 +110,18 @@ def check_images(X, *, input_name="X", keep_uint8=False):
     if out.ndim == 3:
         out = out[..., np.newaxis]
     return out
+
+
+def tensor_of(array):
+    """``torch.from_numpy(array)``, also for a read-only array (a memory map).
+
+    torch warns that writing to such a tensor is undefined; skvqad never
+    writes to the tensors it makes of the user's images, so that warning is
+    silenced here rather than copying the array.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        return torch.from_numpy(array)
 
 
 def as_unit_float(batch):

@@ -250,3 +250,30 @@ def test_pooled_pixel_metrics_from_one_sort_equal_each_metric(seed):
     assert got["F1-max threshold"] == thresholds[best]
     assert got["AUPRO"] == aupro(masks, maps, fpr_limit=0.3)
     assert 0 < got["AUPRO"] < 1
+
+
+def test_metric_inputs_from_users_are_checked_or_converted():
+    masks = np.zeros((1, 2, 4), dtype=bool)
+    masks[0, 0] = True
+    maps = np.arange(8, dtype=np.float64).reshape(1, 2, 4)[:, ::-1].copy()
+    # Tensors that require gradients are read as arrays.
+    tensor = torch.tensor(maps, requires_grad=True)
+    assert pixel_roc_auc(masks, tensor) == pixel_roc_auc(masks, maps) == 1.0
+    assert aupro(torch.from_numpy(masks), tensor) <= 1.0  # never above 1
+    with pytest.raises(ValueError, match="real numbers"):
+        pixel_roc_auc(masks, maps.astype(complex))
+    with pytest.raises(ValueError, match="got none"):
+        pixel_roc_auc(np.zeros((0, 2, 4), bool), np.zeros((0, 2, 4)))
+    for fpr_limit in (None, "0.3", True):
+        with pytest.raises(TypeError, match="fpr_limit"):
+            aupro(masks, maps, fpr_limit=fpr_limit)
+        with pytest.raises(TypeError, match="fpr_limit"):
+            PixelMetrics(fpr_limit=fpr_limit)
+    # Streaming: compared in float32, so float64 beyond its range is refused
+    # for tensors as for arrays, and complex maps are refused.
+    huge = torch.tensor([[[1e300, 1e301]]], dtype=torch.float64)
+    for values in (huge, huge.numpy()):
+        with pytest.raises(ValueError, match="float32 range"):
+            PixelMetrics().update(np.array([[[True, False]]]), values)
+    with pytest.raises(ValueError, match="real"):
+        PixelMetrics().update(masks, torch.from_numpy(maps).to(torch.complex64))

@@ -198,3 +198,28 @@ def test_uint8_training_set_goes_to_the_device_when_it_fits(monkeypatch):
         torch.cuda, "mem_get_info", lambda device: (4 * x.nbytes - 1, 0)
     )
     assert training_set_on_device(x, "cuda") is x
+
+
+def test_read_only_uint8_images_are_used_without_a_warning():
+    import warnings
+
+    X = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    X.setflags(write=False)  # as np.load(..., mmap_mode="r") gives
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detector = VQVAEAnomalyDetector(**SMALL, max_epochs=1, batch_size=4,
+                                        random_state=0).fit(X)  # fmt: skip
+        assert np.isfinite(detector.score_samples(X)).all()
+
+
+def test_auto_settings_share_the_cache_of_what_they_mean(tmp_path):
+    X = np.random.default_rng(0).random((8, 16, 16)).astype(np.float32)
+    params = dict(**SMALL, max_epochs=1, batch_size=4, random_state=0,
+                  memory=str(tmp_path))  # fmt: skip
+    first = VQVAEAnomalyDetector(**params).fit(X)  # "auto", "auto" on the CPU
+    again = VQVAEAnomalyDetector(**params, mixed_precision="no", channels_last=True)
+    again.fit(X)
+    assert len(list(tmp_path.rglob("output.pkl"))) == 1  # one network trained
+    np.testing.assert_array_equal(first.score_samples(X), again.score_samples(X))
+    VQVAEAnomalyDetector(**params, channels_last=False).fit(X)
+    assert len(list(tmp_path.rglob("output.pkl"))) == 2

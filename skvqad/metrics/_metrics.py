@@ -1,5 +1,7 @@
 """Image- and pixel-level anomaly detection metrics."""
 
+from numbers import Real
+
 import numpy as np
 import torch
 from skimage.measure import label as connected_components
@@ -8,8 +10,15 @@ from sklearn.metrics import roc_auc_score
 __all__ = ["aupro", "f1_max", "image_roc_auc", "pixel_roc_auc"]
 
 
+def _as_array(a):
+    """A tensor (on any device, even one that requires gradients) as numpy."""
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
 def _binary(y, name):
-    y = np.asarray(y)
+    y = _as_array(y)
     if y.dtype == bool:
         return y
     if y.dtype.kind not in "biuf":
@@ -22,7 +31,9 @@ def _binary(y, name):
 
 
 def _scores(s, name):
-    s = np.asarray(s)
+    s = _as_array(s)
+    if s.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {s.dtype}.")
     if s.dtype not in (np.float32, np.float64):  # float32 ranks as it is
         s = s.astype(np.float64)
     if not np.isfinite(s).all():
@@ -42,6 +53,8 @@ def _check_pair(masks, maps):
 
 
 def _both_classes(y, what, unit):
+    if y.size == 0:
+        raise ValueError(f"{what} needs {unit}; got none (an empty input).")
     if y.all() or not y.any():
         present = "anomalous" if y.all() else "normal"
         raise ValueError(
@@ -240,7 +253,8 @@ def _pro_area(fpr, pro, fpr_limit):
     keep = fpr <= fpr_limit
     end = np.interp(fpr_limit, fpr, pro)
     fpr, pro = np.r_[fpr[keep], fpr_limit], np.r_[pro[keep], end]
-    return float(np.trapezoid(pro, fpr) / fpr_limit)
+    # Clipped: summing the trapezoids can overshoot 1 by a rounding error.
+    return float(min(1.0, np.trapezoid(pro, fpr) / fpr_limit))
 
 
 def pooled_pixel_metrics(masks, maps, *, fpr_limit=0.3):
@@ -268,6 +282,8 @@ def pooled_pixel_metrics(masks, maps, *, fpr_limit=0.3):
     ValueError
         As the three functions do.
     """
+    if isinstance(fpr_limit, bool) or not isinstance(fpr_limit, Real):
+        raise TypeError(f"fpr_limit must be a number, got {fpr_limit!r}.")
     if not 0 < fpr_limit <= 1:
         raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}.")
     masks, maps = _check_pair(masks, maps)

@@ -15,6 +15,8 @@ one point per distinct value; they differ only where pixels of both kinds (or
 of two regions) share a bin.
 """
 
+from numbers import Real
+
 import numpy as np
 import torch
 from skimage.measure import label as connected_components
@@ -90,9 +92,14 @@ class PixelMetrics:
     ``tests/test_benchmark.py`` (against :func:`sklearn.metrics.roc_auc_score`
     and the exact functions, on synthetic maps and on a detector's and the
     template's maps) at the default resolution: ROC-AUC and AUPRO within
-    1e-6, F1-max within 1.4e-4 (a maximum over thresholds moves when nearby
-    thresholds merge); the tests allow 1e-4 and 5e-4. The AUPRO follows
-    Bergmann et al. (IJCV 2021), as :func:`aupro`.
+    6e-6, F1-max within 1.4e-4 (a maximum over thresholds moves when nearby
+    thresholds merge); the tests allow 1e-4 and 5e-4. The bins are relative
+    to the values: maps that vary little around a large offset (0.01 around
+    100, say) share few bins and lose resolution (an error of 0.07 there);
+    subtract the offset first. Values are compared in float32: float64
+    maps beyond its range are refused, and below its smallest normal
+    values they count as 0. The AUPRO follows Bergmann et al. (IJCV 2021),
+    as :func:`aupro`.
 
     Examples
     --------
@@ -107,6 +114,8 @@ class PixelMetrics:
     """
 
     def __init__(self, *, fpr_limit=0.3, bits=20):
+        if isinstance(fpr_limit, bool) or not isinstance(fpr_limit, Real):
+            raise TypeError(f"fpr_limit must be a number, got {fpr_limit!r}.")
         if not 0 < fpr_limit <= 1:
             raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}.")
         if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
@@ -141,7 +150,11 @@ class PixelMetrics:
             a map value is NaN, infinite or beyond the float32 range.
         """
         if isinstance(maps, torch.Tensor):
-            maps = maps.detach()
+            if maps.is_complex():
+                raise ValueError(f"maps must be real, got dtype {maps.dtype}.")
+            # Compared in float32: float64 values beyond its range become
+            # infinite here and are refused below, as for arrays.
+            maps = maps.detach().to(torch.float32)
         else:
             maps = np.asarray(maps)
             if maps.dtype.kind not in "biuf":
