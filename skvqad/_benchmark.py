@@ -153,7 +153,7 @@ def layout_kwargs(args):
 def _runs(args):
     """(name, loader) pairs for the requested data set."""
     # Test images are read from their files batch by batch (lazy) when
-    # evaluated, so that a test set of any size fits (_training_set_in_memory).
+    # evaluated, so that a test set of any size fits (training_set_in_memory).
     reading = dict(
         image_size=_image_size(args), keep_aspect=not args.stretch, lazy=True
     )
@@ -172,7 +172,7 @@ def _runs(args):
     return [(n, lambda n=n: load_cifar10_one_vs_rest(args.root, n)) for n in names]
 
 
-def _training_set_in_memory(data):
+def training_set_in_memory(data):
     """A loader's split with ``X_train`` read into an array (the training
     images are drawn many times; the test images, once each, stay files)."""
     if as_image_files(data.X_train) is not None:
@@ -512,7 +512,7 @@ def run(args):
               "steps": None if epochs else protocol["quick_steps"],
               "model": model, "settings": settings, "results": {}}  # fmt: skip
     for name, load in _runs(args):
-        data = _training_set_in_memory(load())
+        data = training_set_in_memory(load())
         check_test_labels(data)
         n_epochs = epochs or epochs_for_steps(
             len(data.X_train), model["batch_size"], protocol["quick_steps"]

@@ -25,6 +25,7 @@ from ._benchmark import (
     check_test_labels,
     epochs_for_steps,
     layout_kwargs,
+    training_set_in_memory,
 )
 from ._benchmark import run as run_benchmark
 from ._detector import VQVAEAnomalyDetector
@@ -537,7 +538,9 @@ def _evaluate(args):
         **layout_kwargs(args),
         image_size=_image_size(args),
         keep_aspect=not args.stretch,
+        lazy=True,  # test images read batch by batch when evaluated
     )
+    data = training_set_in_memory(data)
     check_test_labels(data)
     print(
         f"{root.name}: {len(data.X_train)} training and {len(data.X_test)} test "
