@@ -298,8 +298,11 @@ def evaluate(detector, data, dataset=None, *, detailed=True):
             result["pixel ROC-AUC (pooled)"] = metrics["ROC-AUC"]
             if detailed:
                 result |= {
+                    # NaN when no image holds both normal and defect pixels.
                     "pixel ROC-AUC (per image)": float(
                         np.mean(np.concatenate(per_image[column]))
+                        if per_image[column]
+                        else np.nan
                     ),
                     "AUPRO@0.3": metrics["AUPRO"],
                     "pixel F1-max": metrics["F1-max"],

@@ -176,17 +176,20 @@ class VQVAENet(NeuralNet):
         if iterator is None:
             return
         losses = []
-        for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
-            step = step_fn(batch, **fit_params)
-            losses.append(step["loss"].detach())
-            self.history.record_batch(prefix + "_loss", losses[-1])
-            size = get_len(batch[0] if isinstance(batch, (tuple, list)) else batch)
-            self.history.record_batch(prefix + "_batch_size", size)
-            self.notify("on_batch_end", batch=batch, training=training, **step)
-        batches = self.history[-1]["batches"][-len(losses) :] if losses else []
-        for row, value in zip(batches, torch.stack(losses).tolist() if losses else []):
-            row[prefix + "_loss"] = value
+        try:
+            for batch in iterator:
+                self.notify("on_batch_begin", batch=batch, training=training)
+                step = step_fn(batch, **fit_params)
+                losses.append(step["loss"].detach())
+                self.history.record_batch(prefix + "_loss", losses[-1])
+                size = get_len(batch[0] if isinstance(batch, (tuple, list)) else batch)
+                self.history.record_batch(prefix + "_batch_size", size)
+                self.notify("on_batch_end", batch=batch, training=training, **step)
+        finally:  # floats in the history even when training is interrupted
+            rows = self.history[-1]["batches"][-len(losses) :] if losses else []
+            values = torch.stack(losses).tolist() if losses else []
+            for row, value in zip(rows, values):
+                row[prefix + "_loss"] = value
         self.history.record(prefix + "_batch_count", len(losses))
 
     def infer(self, x, **fit_params):
@@ -535,6 +538,15 @@ class CodebookPerplexity(Callback):
             net.history.record_batch("perplexity", value)
 
     def on_epoch_end(self, net, **kwargs):
+        self.read_values(net)
+
+    def on_train_end(self, net, **kwargs):
+        self.read_values(net)  # an interrupted epoch's too
+
+    def read_values(self, net):
+        """Turn the last epoch's perplexity tensors into floats, with one read."""
+        if not len(net.history):
+            return
         rows = [row for row in net.history[-1]["batches"] if "perplexity" in row]
         tensors = [
             r["perplexity"] for r in rows if isinstance(r["perplexity"], torch.Tensor)

@@ -275,3 +275,22 @@ def test_batch_history_is_read_off_the_device_once_an_epoch():
         assert epoch["train_batch_count"] == 3
     indices = net.module_.run(torch.from_numpy(X[:4])).indices
     assert 1.0 <= codebook_perplexity(indices, 64) <= 64.0
+
+
+def test_an_interrupted_epoch_leaves_floats_in_the_history():
+    from skorch.callbacks import Callback
+
+    class CtrlCAtBatch2(Callback):
+        def on_batch_end(self, net, **kwargs):
+            if len(net.history[-1]["batches"]) == 2:
+                raise KeyboardInterrupt
+
+    X = np.random.default_rng(0).random((12, 1, 8, 8)).astype(np.float32)
+    net = _net(callbacks=[CtrlCAtBatch2()], max_epochs=2)
+    net.set_params(batch_size=4)
+    net.fit(X)  # skorch ends training quietly on Ctrl-C
+    batches = net.history[-1]["batches"]
+    assert len(batches) == 2
+    assert all(
+        type(b[k]) is float for b in batches for k in ("train_loss", "perplexity")
+    )
