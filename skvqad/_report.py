@@ -56,6 +56,15 @@ def _confusion(images):
     return f"Predicted anomalous: {' and '.join(parts)}."
 
 
+def _readable(value):
+    """A parameter as JSON can hold it: callbacks by their class names."""
+    if isinstance(value, list):  # callbacks: instances or (name, instance)
+        return [_readable(v[1] if isinstance(v, tuple) else v) for v in value]
+    if isinstance(value, (bool, int, float, str, type(None))):
+        return value
+    return type(value).__name__
+
+
 def write_report(detector, data, output_dir, name, fit_seconds):
     """Print and write ROC-AUC of the template, SSIM, AM and SSIM+AM, the
     settings, the threshold, every test image's score, and a figure."""
@@ -65,7 +74,7 @@ def write_report(detector, data, output_dir, name, fit_seconds):
         "data": name,
         "device": str(detector.net_.device),
         "fit_seconds": fit_seconds,
-        "params": {k: v for k, v in params.items() if k != "optimizer"},
+        "params": {k: _readable(v) for k, v in params.items() if k != "optimizer"},
         "codebook_usage": round(detector.codebook_usage_, 3),
         "n_train": len(data.X_train),
         "n_test": len(data.X_test),

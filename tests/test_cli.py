@@ -332,3 +332,13 @@ def test_progress_in_a_log_file_is_one_plain_line_per_tenth(capsys):
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 10 and "\r" not in "".join(lines)
     assert lines[-1].startswith("epoch 20/20, ") and "perplexity=5.0" in lines[-1]
+
+
+def test_report_parameters_are_plain_json():
+    from skvqad._net import EpochProgressBar
+    from skvqad._report import _readable
+
+    callbacks = [("progress", EpochProgressBar()), EpochProgressBar()]
+    assert _readable(callbacks) == ["EpochProgressBar", "EpochProgressBar"]
+    assert _readable(None) is None and _readable("auto") == "auto"
+    assert " at 0x" not in json.dumps(_readable(callbacks))

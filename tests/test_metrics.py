@@ -260,8 +260,12 @@ def test_metric_inputs_from_users_are_checked_or_converted():
     tensor = torch.tensor(maps, requires_grad=True)
     assert pixel_roc_auc(masks, tensor) == pixel_roc_auc(masks, maps) == 1.0
     assert aupro(torch.from_numpy(masks), tensor) <= 1.0  # never above 1
+    half = torch.from_numpy(maps).to(torch.bfloat16)  # exact in bfloat16
+    assert pixel_roc_auc(masks, half) == 1.0
     with pytest.raises(ValueError, match="real numbers"):
         pixel_roc_auc(masks, maps.astype(complex))
+    with pytest.raises(ValueError, match="real numbers"):
+        pixel_roc_auc(masks, torch.from_numpy(maps.astype(complex)).conj())
     with pytest.raises(ValueError, match="got none"):
         pixel_roc_auc(np.zeros((0, 2, 4), bool), np.zeros((0, 2, 4)))
     for fpr_limit in (None, "0.3", True):

@@ -13,7 +13,10 @@ __all__ = ["aupro", "f1_max", "image_roc_auc", "pixel_roc_auc"]
 def _as_array(a):
     """A tensor (on any device, even one that requires gradients) as numpy."""
     if isinstance(a, torch.Tensor):
-        return a.detach().cpu().numpy()
+        a = a.detach().resolve_conj().cpu()
+        if a.dtype in (torch.bfloat16, torch.float16):  # no numpy bfloat16
+            a = a.float()
+        return a.numpy()
     return np.asarray(a)
 
 
