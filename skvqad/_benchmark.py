@@ -138,6 +138,15 @@ def _image_size(args):
     return size or None
 
 
+def execution_of(detector):
+    """What a fitted detector's "auto" execution settings resolved to."""
+    module = detector.net_.module_
+    return {
+        "mixed_precision": module.mixed_precision,
+        "channels_last": module.channels_last,
+    }
+
+
 def layout_kwargs(args):
     """The Folder-layout options of a command as :func:`load_data_set` takes them."""
     return dict(
@@ -535,6 +544,7 @@ def run(args):
                 detector, data, args.dataset, progress=not args.quiet
             )
         report["device"] = str(detector.net_.device)
+        report["execution"] = execution_of(detector)
         # Every parameter, defaults included, so that a run stays readable
         # after the defaults change.
         report["estimator_params"] = {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._benchmark import COLUMN_NAMES, evaluate, n_without_mask
+from ._benchmark import COLUMN_NAMES, evaluate, execution_of, n_without_mask
 from ._plotting import save_evaluation_figure, segmentation_threshold
 
 #: Parameters named in the report's settings line.
@@ -73,6 +73,7 @@ def write_report(detector, data, output_dir, name, fit_seconds):
     report = {
         "data": name,
         "device": str(detector.net_.device),
+        "execution": execution_of(detector),
         "fit_seconds": fit_seconds,
         "params": {k: _readable(v) for k, v in params.items() if k != "optimizer"},
         "codebook_usage": round(detector.codebook_usage_, 3),

@@ -58,6 +58,7 @@ def test_mvtec_benchmark_writes_the_paper_table(tmp_path, small_protocols, capsy
     report = json.loads((tmp_path / "out" / "benchmark.json").read_text())
     grid = report["results"]["grid"]
     assert grid["paper"] == [0.99, 0.99]
+    assert report["execution"] == {"mixed_precision": "no", "channels_last": True}
     for column in ("template", "ssim", "am", "ssim+am"):
         for metric in ("image ROC-AUC", "pixel ROC-AUC (pooled)", "AUPRO@0.3"):
             assert 0 <= grid[column][metric] <= 1

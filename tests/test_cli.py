@@ -47,6 +47,9 @@ def test_demo_writes_figure_and_report(tmp_path, capsys):
     for map_type in ("ssim", "ssim+am"):
         for metric in ("image ROC-AUC", "pixel ROC-AUC"):
             assert 0.0 <= report["results"][map_type][metric] <= 1.0
+    # What "auto" meant on this CPU, beside the parameters as given.
+    assert report["execution"] == {"mixed_precision": "no", "channels_last": True}
+    assert report["params"]["mixed_precision"] == "auto"
     assert (out / "anomaly_maps.png").stat().st_size > 10_000
     assert "pixel ROC-AUC" in (out / "report.md").read_text()
     assert "pixel ROC-AUC" in capsys.readouterr().out
