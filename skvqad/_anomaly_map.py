@@ -312,7 +312,7 @@ def anomaly_maps(
     ----------
     module : skvqad.VQVAE
         The trained network.
-    images : ndarray of shape (n, H, W, C), float32
+    images : ndarray of shape (n, H, W, C), float32 or uint8
         Validated images in [0, 1].
     settings : mapping
         The map parameters (:data:`skvqad._parameters.MAP`).
@@ -380,7 +380,7 @@ def detector_map_batches(detector, images, map_types):
     ----------
     detector : VQVAEAnomalyDetector
         Fitted (as for :func:`detector_maps`).
-    images : ndarray of shape (n, H, W, C), float32, or ImageFiles
+    images : ndarray of shape (n, H, W, C), float32 or uint8, or ImageFiles
         Validated images in [0, 1].
     map_types : sequence of {"ssim", "am", "ssim+am"}
 
@@ -434,7 +434,7 @@ def detector_maps(detector, images, map_types):
     detector : VQVAEAnomalyDetector
         Fitted; its ``net_``, ``batch_size``, map parameters and (with
         ``map_normalization="per_pixel"``) ``map_statistics_`` are read.
-    images : ndarray of shape (n, H, W, C), float32
+    images : ndarray of shape (n, H, W, C), float32 or uint8
         Validated images in [0, 1].
     map_types : sequence of {"ssim", "am", "ssim+am"}
 
@@ -460,7 +460,7 @@ def detector_image_scores(detector, images):
     ----------
     detector : VQVAEAnomalyDetector
         Fitted.
-    images : ndarray of shape (n, H, W, C), float32, or ImageFiles
+    images : ndarray of shape (n, H, W, C), float32 or uint8, or ImageFiles
         Validated images in [0, 1].
 
     Returns

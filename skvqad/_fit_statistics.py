@@ -59,7 +59,7 @@ def after_training(detector, images):
     ----------
     detector : VQVAEAnomalyDetector
         With a trained ``net_``; its map and scoring parameters are read.
-    images : ndarray of shape (n, H, W, C), float32, or ImageFiles
+    images : ndarray of shape (n, H, W, C), float32 or uint8, or ImageFiles
         The training images.
 
     Returns
@@ -122,7 +122,7 @@ def training_statistics(module, images, *, batch_size, device):
     ----------
     module : skvqad.VQVAE
         The trained network.
-    images : ndarray of shape (n, H, W, C), float32, or ImageFiles
+    images : ndarray of shape (n, H, W, C), float32 or uint8, or ImageFiles
         The training images (files are read in batches).
     batch_size : int
         Images per forward pass, >= 1.

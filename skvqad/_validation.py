@@ -304,7 +304,7 @@ def check_detector_input(estimator, X, *, reset, files=None):
 
     Returns
     -------
-    ndarray of shape (n, H, W, C), float32, or ImageFiles
+    ndarray of shape (n, H, W, C), float32 (uint8 kept as uint8), or ImageFiles
 
     Raises
     ------

@@ -19,9 +19,14 @@ from numbers import Real
 
 import numpy as np
 import torch
-from skimage.measure import label as connected_components
 
-from ._metrics import _binary, _f1_from_curve, _pro_area, _roc_from_curve
+from ._metrics import (
+    _binary,
+    _f1_from_curve,
+    _pro_area,
+    _roc_from_curve,
+    defect_regions,
+)
 
 __all__ = ["PixelMetrics", "PixelROCAUC"]
 
@@ -233,15 +238,9 @@ class PixelMetrics:
 def _region_weights(masks):
     """Fixed-point weight ``2**40 / size`` of each defect pixel, in the
     row-major order of ``masks[masks]``, and the number of regions."""
-    weights, n_regions = [], 0
-    for mask in masks:
-        if not mask.any():
-            continue
-        regions = connected_components(mask, connectivity=2)
-        sizes = np.bincount(regions.ravel())
-        weights.append(np.rint(_PRO_UNIT / sizes[regions[mask]]).astype(np.int64))
-        n_regions += len(sizes) - 1
-    return np.concatenate(weights), n_regions
+    regions, n_regions = defect_regions(masks)
+    sizes = np.bincount(regions.ravel())
+    return np.rint(_PRO_UNIT / sizes[regions[masks]]).astype(np.int64), n_regions
 
 
 class PixelROCAUC(PixelMetrics):
