@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_throughput.py [--device cpu|cuda] [--n 64] [--size 64]
-        [--model cpu|paper] [--epochs 2] [--batch-size 16]
+        [--model cpu|paper] [--epochs 2] [--batch-size 16] [--eval-batch-size N]
 
 Both sides train and score the same network (:class:`skvqad.VQVAE`, the
 paper's training: codebook by the loss, no restarts, no augmentation) on the
@@ -37,6 +37,7 @@ from skvqad import (
     ssim_map,
     upsample_alignment_map,
 )
+from skvqad._anomaly_map import eval_batch_size
 from skvqad._parameters import TRAINING
 from skvqad._training import train_net
 
@@ -93,16 +94,17 @@ def bare_maps(model, X, batch_size, device):
     return torch.cat(maps)
 
 
-def _detector(arch, epochs, batch_size, device):
+def _detector(arch, epochs, batch_size, device, eval_batch_size="auto"):
     return VQVAEAnomalyDetector(
         **arch, max_epochs=epochs, batch_size=batch_size, lr=1e-3, device=device,
+        eval_batch_size=eval_batch_size,
         codebook_update="loss", restart_dead_codes=False, augment=None,
         augment_rotation=0, augment_scale=1, random_state=0,
     )  # fmt: skip
 
 
-def skvqad_fit(X, arch, epochs, batch_size, device):
-    return _detector(arch, epochs, batch_size, device).fit(X)
+def skvqad_fit(X, arch, epochs, batch_size, device, eval_batch_size="auto"):
+    return _detector(arch, epochs, batch_size, device, eval_batch_size).fit(X)
 
 
 def skvqad_training_only(X, arch, epochs, batch_size, device):
@@ -158,6 +160,9 @@ def main():
     parser.add_argument("--model", choices=MODELS, default="cpu")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--eval-batch-size", type=int, default=None,
+                        help="images per maps batch, both sides (default: "
+                        "skvqad's eval_batch_size='auto' for the device)")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3,
                         help="timed runs of each side; the best counts")  # fmt: skip
     args = parser.parse_args()
@@ -171,15 +176,18 @@ def main():
     # Warm-up (cuDNN autotuning, allocator), then one timed run of each.
     model = bare_fit(small, arch, 1, args.batch_size, args.device)
     bare_maps(model, small, args.batch_size, args.device)
-    detector = skvqad_fit(small, arch, 1, args.batch_size, args.device)
+    eval_size = args.eval_batch_size or "auto"
+    detector = skvqad_fit(small, arch, 1, args.batch_size, args.device, eval_size)
     detector.anomaly_map(small)
+    maps_batch = eval_batch_size(detector, X.shape)  # the same on both sides
+    print(f"maps in batches of {maps_batch}")
     presented = args.n * args.epochs
     times = {}
     for _ in range(args.repeat):  # interleaved, so that drift hits every side
         fits = (args.epochs, args.batch_size, args.device)
         for name, fn, fn_args in (
             ("bare fit", bare_fit, (X, arch, *fits)),
-            ("fit", skvqad_fit, (X, arch, *fits)),
+            ("fit", skvqad_fit, (X, arch, *fits, eval_size)),
             ("loop", skvqad_training_only, (X, arch, *fits)),
         ):
             result, seconds = timed(fn, *fn_args)
@@ -189,7 +197,7 @@ def main():
             elif name == "fit":
                 detector = result
         for name, fn, fn_args in (
-            ("bare maps", bare_maps, (model, X, args.batch_size, args.device)),
+            ("bare maps", bare_maps, (model, X, maps_batch, args.device)),
             ("maps", detector.anomaly_map, (X,)),
         ):
             times[name] = min(times.get(name, np.inf), timed(fn, *fn_args)[1])

@@ -11,6 +11,7 @@ from ._anomaly_map import (
     MAP_TYPES,
     POOLINGS,
     detector_map_batches,
+    eval_batch_size,
     forward_batches,
     map_settings,
     maps_of_output,
@@ -211,7 +212,8 @@ def template_baseline(detector, X_train):
     Parameters
     ----------
     detector : VQVAEAnomalyDetector
-        Its ``score_pooling``, ``score_sigma`` and ``batch_size`` are used.
+        Its ``score_pooling``, ``score_sigma`` and scoring batch size
+        (``eval_batch_size``) are used.
     X_train : array-like of shape (n, H, W[, C])
         The normal training images.
 
@@ -223,7 +225,8 @@ def template_baseline(detector, X_train):
     return TemplateAnomalyDetector(
         score_pooling=detector.score_pooling,
         score_sigma=detector.score_sigma,
-        batch_size=int(detector.batch_size),  # its memory, not the template's 64
+        # The detector's memory per batch, not the template's 64 images.
+        batch_size=eval_batch_size(detector, np.shape(X_train)),
         device=str(detector.net_.device),
     ).fit(X_train)
 
@@ -412,13 +415,16 @@ def _ablation(detector, data, dataset, *, progress=False):
     merged = [{**configured, **params} for _, _, params, _ in variants]
     settings = [map_settings(params) for params in merged]
     module = detector.net_.module_
+    train_images = _images(data.X_train)
+    train_batch = eval_batch_size(detector, train_images.shape)
+    test_batch = eval_batch_size(detector, images.shape)
     # Each standardised variant gets the statistics of its own training maps.
     normalized = [p["map_normalization"] == "per_pixel" for p in merged]
     statistics = variant_statistics(
         module,
-        _images(data.X_train),
+        train_images,
         [s for s, norm in zip(settings, normalized) if norm],
-        batch_size=int(detector.batch_size),
+        batch_size=train_batch,
         device=detector.net_.device,
     )
     statistics = [statistics.pop(0) if norm else None for norm in normalized]
@@ -434,9 +440,9 @@ def _ablation(detector, data, dataset, *, progress=False):
     }
     streams = {key: PixelROCAUC(bits=16) for key in pooled} if pixel else {}
     batches = forward_batches(
-        module, images, batch_size=int(detector.batch_size), device=detector.net_.device
+        module, images, batch_size=test_batch, device=detector.net_.device
     )
-    total = -(-len(images) // int(detector.batch_size))
+    total = -(-len(images) // test_batch)
     bar = tqdm(
         batches, total=total, desc="ablation", unit="batch", disable=not progress
     )

@@ -17,6 +17,7 @@ import joblib
 import numpy as np
 import torch
 from skimage import io
+from sklearn.utils._param_validation import validate_parameter_constraints
 
 from ._anomaly_map import POOLINGS
 from ._benchmark import (
@@ -30,6 +31,7 @@ from ._benchmark import (
 from ._benchmark import run as run_benchmark
 from ._detector import VQVAEAnomalyDetector
 from ._net import EpochProgressBar
+from ._parameters import CONSTRAINTS
 from ._report import write_report
 from ._scoring import detector_tensor_scores
 from .datasets import load_data_set, make_texture_defects
@@ -122,6 +124,13 @@ def _parse_param(text):
         value = ast.literal_eval(value)
     except (ValueError, SyntaxError):
         pass  # a plain string such as ema or per_code
+    # Checked now, before any data is read or network trained.
+    try:
+        validate_parameter_constraints(
+            {name: CONSTRAINTS[name]}, {name: value}, "VQVAEAnomalyDetector"
+        )
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return name, value
 
 

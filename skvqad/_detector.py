@@ -11,11 +11,9 @@ from sklearn.utils.validation import check_is_fitted
 from . import _parameters
 from ._anomaly_map import (
     MAP_TYPES,
-    compared_reconstruction,
     detector_image_scores,
     detector_maps,
-    forward_batches,
-    map_settings,
+    detector_reconstructions,
     pad_to_stride,
 )
 from ._fit_statistics import after_training
@@ -178,7 +176,13 @@ default="gaussian_contrast"
     max_epochs : int, default=100
         Training epochs (passes over the training images), >= 1.
     batch_size : int, default=16
-        Images per training and scoring batch, >= 1.
+        Images per training batch, >= 1.
+    eval_batch_size : int or "auto", default="auto"
+        Images per batch, >= 1, of everything after training (maps, scores,
+        reconstructions, the passes ``fit`` makes over the training images);
+        the results do not depend on it beyond float rounding. "auto":
+        ``batch_size`` on the CPU, larger batches on an accelerator (64
+        images of 256 x 256, at most 256).
     lr : float, default=2e-4
         Learning rate, > 0.
     optimizer : type, default=torch.optim.Adam
@@ -370,6 +374,7 @@ float32
         score_sigma=8.0,
         max_epochs=100,
         batch_size=16,
+        eval_batch_size="auto",
         lr=2e-4,
         optimizer=torch.optim.Adam,
         device="auto",
@@ -413,6 +418,7 @@ float32
         self.score_sigma = score_sigma
         self.max_epochs = max_epochs
         self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
         self.lr = lr
         self.optimizer = optimizer
         self.device = device
@@ -630,20 +636,7 @@ float32
             Values in [0, 1]; channels last, as the input (one channel for
             greyscale input).
         """
-        images = self._validate_images(X, reset=False)
-        settings = map_settings(self.get_params())
-        out = np.empty(images.shape, dtype=np.float32)
-        for batch_slice, batch, output in forward_batches(
-            self.net_.module_,
-            images,
-            batch_size=int(self.batch_size),
-            device=self.net_.device,
-        ):
-            recon = compared_reconstruction(
-                output, self.net_.module_, batch.shape[-2:], settings
-            )
-            out[batch_slice] = recon.movedim(1, -1).cpu().numpy()
-        return out
+        return detector_reconstructions(self, self._validate_images(X, reset=False))
 
     # ----------------------------------------------------------------- private
 

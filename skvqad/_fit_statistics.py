@@ -17,6 +17,7 @@ from sklearn.isotonic import IsotonicRegression
 from ._anomaly_map import (
     MAP_TYPES,
     RECONSTRUCTIONS,
+    eval_batch_size,
     forward_batches,
     map_settings,
     map_tensor_batches,
@@ -74,7 +75,7 @@ def after_training(detector, images):
         The detector's ``score_samples`` of the training images.
     """
     module, device = detector.net_.module_, detector.net_.device
-    batch_size = int(detector.batch_size)
+    batch_size = eval_batch_size(detector, images.shape)
     code_alignment, usage, calibration = training_statistics(
         module, images, batch_size=batch_size, device=device
     )

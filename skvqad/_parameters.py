@@ -86,7 +86,14 @@ MAP = (
 SCORING = ("anomaly_map_type", "score_pooling", "score_sigma", "contamination")
 
 #: Parameters that change neither the network nor the maps.
-RUNTIME = ("device", "random_state", "memory", "accelerator", "verbose")
+RUNTIME = (
+    "device",
+    "eval_batch_size",
+    "random_state",
+    "memory",
+    "accelerator",
+    "verbose",
+)
 
 #: scikit-learn's ``_parameter_constraints`` of the detector, per parameter.
 CONSTRAINTS = {
@@ -123,6 +130,10 @@ CONSTRAINTS = {
     "lr": [Interval(Real, 0, None, closed="neither")],
     "optimizer": [type],
     "device": [str],
+    "eval_batch_size": [
+        StrOptions({"auto"}),
+        Interval(Integral, 1, None, closed="left"),
+    ],
     "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
     "random_state": ["random_state"],
     "callbacks": [list, None],

@@ -186,6 +186,25 @@ def test_bad_parameter_is_reported(tmp_path, capsys):
     assert usage.value.code == 2
 
 
+@pytest.mark.parametrize(
+    "param, message",
+    [
+        ("beta=-1", "'beta' parameter of VQVAEAnomalyDetector must be a float"),
+        ("eval_batch_size=0", "'eval_batch_size' parameter"),
+        ("augment=sideways", "'augment' parameter"),
+    ],
+)
+def test_bad_param_value_stops_before_any_data_is_read(param, message, capsys):
+    missing = "/nonexistent/skvqad-data"  # reading it would fail otherwise
+    for command in (["fit", "--data", missing, "--out", "m"], ["benchmark", "folder"]):
+        with pytest.raises(SystemExit) as usage:
+            main(command + ["--root", missing] * (command[0] == "benchmark")
+                 + ["--param", param])  # fmt: skip
+        assert usage.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+
+
 def test_usage_errors_exit_2():
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--texture", "wood"])

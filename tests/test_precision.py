@@ -6,9 +6,14 @@ in brackets): channels_last in float32 equals the contiguous layout up to
 rounding (maps 2e-6 of their range, gradients 3e-6 relative); bfloat16
 autocast moves the maps by at most 2 % of their range (0.5 %), the pixel
 ROC-AUC by at most 0.005 (5e-4), the loss by 1 % (6e-4) and the gradient by
-10 % of its norm (4 %). ``torch.compile`` (slow to compile: one test)
+10 % of its norm (4 %). Scoring batches of another size change maps,
+scores and reconstructions by rounding only (1e-5 of their range; 1.4e-6).
+``torch.compile`` (slow to compile: one test)
 keeps the weights within 1e-3 of their norm after two steps (1.1e-4).
 """
+
+import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,6 +21,7 @@ import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skvqad import VQVAE, VQVAEAnomalyDetector, VQVAELoss
+from skvqad._anomaly_map import eval_batch_size
 from skvqad._model import resolve_execution
 from skvqad.datasets import make_texture_defects
 from skvqad.metrics import pixel_roc_auc
@@ -223,3 +229,78 @@ def test_auto_settings_share_the_cache_of_what_they_mean(tmp_path):
     np.testing.assert_array_equal(first.score_samples(X), again.score_samples(X))
     VQVAEAnomalyDetector(**params, channels_last=False).fit(X)
     assert len(list(tmp_path.rglob("output.pkl"))) == 2
+
+
+# ------------------------------------------------------------ scoring batches
+
+
+def test_eval_batch_size_changes_no_result(fitted_fp32):
+    detector, data = fitted_fp32
+    reference = (
+        detector.anomaly_map(data.X_test),
+        detector.score_samples(data.X_test),
+        detector.reconstruct(data.X_test),
+    )
+    for size in (1, 5, 64):
+        detector.set_params(eval_batch_size=size)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # offset_ is not stale
+                labels = detector.predict(data.X_test)
+            results = (
+                detector.anomaly_map(data.X_test),
+                detector.score_samples(data.X_test),
+                detector.reconstruct(data.X_test),
+            )
+        finally:
+            detector.set_params(eval_batch_size="auto")
+        for got, want in zip(results, reference):
+            assert got.shape == want.shape
+            # Rounding only: batched convolutions sum in another order
+            # (measured: 1.4e-6 of the maps' range, 1.2e-6 on the
+            # reconstructions' [0, 1] scale).
+            assert np.abs(got - want).max() <= 1e-5 * max(np.ptp(want), 1.0)
+        assert labels.shape == (len(data.X_test),)
+
+
+def test_fit_passes_with_other_batches_give_the_same_threshold():
+    data = make_texture_defects(n_train=20, n_test=4, image_size=32, random_state=1)
+    params = dict(**SMALL, max_epochs=1, batch_size=8, lr=1e-3, random_state=0)
+    default = VQVAEAnomalyDetector(**params).fit(data.X_train)
+    single = VQVAEAnomalyDetector(**params, eval_batch_size=3).fit(data.X_train)
+    assert single.offset_ == pytest.approx(default.offset_, rel=1e-5)
+    for name, values in default.map_statistics_.items():
+        np.testing.assert_allclose(
+            single.map_statistics_[name], values, rtol=1e-4, atol=1e-6
+        )
+    np.testing.assert_allclose(
+        single.code_alignment_, default.code_alignment_, rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "device, size, batch_size, shape, expected",
+    [
+        ("cpu", "auto", 16, (9, 256, 256, 3), 16),  # the CPU: batch_size
+        ("cuda", "auto", 16, (9, 256, 256, 3), 64),  # 64 images of 256 x 256
+        ("cuda", "auto", 16, (9, 64, 64, 1), 256),  # at most 256
+        ("cuda", "auto", 16, (9, 1024, 1024, 3), 16),  # never below batch_size
+        ("cuda:1", "auto", 2, (9, 1024, 1024, 3), 4),
+        ("cuda", 7, 16, (9, 256, 256, 3), 7),  # an int as given
+    ],
+)
+def test_auto_eval_batch_size(device, size, batch_size, shape, expected):
+    detector = SimpleNamespace(
+        eval_batch_size=size,
+        batch_size=batch_size,
+        net_=SimpleNamespace(device=device),
+    )
+    assert eval_batch_size(detector, shape) == expected
+
+
+@pytest.mark.parametrize("size", [0, -3, 2.5, "large", None])
+def test_bad_eval_batch_size_is_rejected_by_name(size):
+    X = np.zeros((4, 16, 16), dtype=np.float32)
+    detector = VQVAEAnomalyDetector(eval_batch_size=size)
+    with pytest.raises(InvalidParameterError, match="eval_batch_size"):
+        detector.fit(X)
