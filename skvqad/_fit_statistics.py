@@ -3,9 +3,12 @@
 One pass over the training images after training gives the mean AM per
 codebook vector (``alignment_normalization="per_code"``), the share of the
 codebook in use and the calibration of the reconstruction
-(:func:`training_statistics`); another gives the per-pixel statistics of the
-maps (``map_normalization="per_pixel"``, :func:`map_statistics`). The maps
-themselves come from :mod:`skvqad._anomaly_map`.
+(:func:`training_statistics`); the maps made with those give the per-pixel
+statistics of the maps (``map_normalization="per_pixel"``,
+:func:`map_statistics`) and the training scores. For an array of training
+images whose network outputs take at most :data:`KEPT_OUTPUT_BYTES`, the
+outputs of the first pass are kept for the maps: one forward pass in all.
+The maps themselves come from :mod:`skvqad._anomaly_map`.
 """
 
 import warnings
@@ -25,10 +28,12 @@ from ._anomaly_map import (
     normalize_maps,
     reconstruction,
 )
-from ._model import CALIBRATION_KNOTS
+from ._model import CALIBRATION_KNOTS, VQVAEOutput
 from ._scoring import caller_level, detector_tensor_scores
+from ._validation import as_unit_float, tensor_of
 
 __all__ = [
+    "KEPT_OUTPUT_BYTES",
     "SCALE_FLOOR",
     "after_training",
     "map_statistics",
@@ -40,6 +45,11 @@ __all__ = [
 #: fraction of the scale's mean over the image (:func:`map_statistics`).
 SCALE_FLOOR = 0.1
 
+
+#: Most bytes of network outputs (logits, code indices, AM) that ``fit``
+#: keeps from its first pass over an array of training images for the maps
+#: of the second, instead of running the network again.
+KEPT_OUTPUT_BYTES = 2**30
 
 #: Pixel pairs per channel that the isotonic calibration is fitted on.
 _CALIBRATION_PIXELS = 200_000
@@ -53,8 +63,10 @@ def after_training(detector, images):
     Sets the network's calibration and per-code alignment
     (:func:`training_statistics`), then makes the per-pixel map statistics
     (:func:`map_statistics`) and scores the training images, for the
-    threshold, from the same pass (a second pass for image files, whose
-    maps are not kept).
+    threshold, from the same maps. The network runs once over an array
+    whose outputs take at most :data:`KEPT_OUTPUT_BYTES` (they are kept
+    for the maps), twice otherwise, and three times over image files (their
+    maps are not kept either).
 
     Parameters
     ----------
@@ -76,13 +88,14 @@ def after_training(detector, images):
     """
     module, device = detector.net_.module_, detector.net_.device
     batch_size = eval_batch_size(detector, images.shape)
+    files = not isinstance(images, np.ndarray)
+    kept = None if files or _output_bytes(module, images) > KEPT_OUTPUT_BYTES else []
     code_alignment, usage, calibration = training_statistics(
-        module, images, batch_size=batch_size, device=device
+        module, images, batch_size=batch_size, device=device, kept=kept
     )
     module.calibration.copy_(calibration)
     module.quantizer.code_alignment.copy_(code_alignment)
     settings = map_settings(detector.get_params())
-    files = not isinstance(images, np.ndarray)
     map_type = detector.anomaly_map_type
     statistics, maps = map_statistics(
         module,
@@ -91,6 +104,7 @@ def after_training(detector, images):
         None if files else map_type,  # files: a second pass
         batch_size=batch_size,
         device=device,
+        outputs=kept,
     )
     standardise = detector.map_normalization == "per_pixel"  # as detector_maps does
     if files:  # score_samples' pass, with these statistics
@@ -112,7 +126,25 @@ def after_training(detector, images):
     return usage, settings, statistics, detector_tensor_scores(detector, maps)
 
 
-def training_statistics(module, images, *, batch_size, device):
+def _output_bytes(module, images):
+    """Bytes of the kept outputs (float32 logits, int64 indices, float32 AM)."""
+    n, height, width, n_channels = images.shape
+    stride = 2**module.n_downsampling
+    padded_h = max(-(-height // stride) * stride, 2 * stride)
+    padded_w = max(-(-width // stride) * stride, 2 * stride)
+    latents = (padded_h // stride) * (padded_w // stride)
+    return n * (4 * n_channels * padded_h * padded_w + 12 * latents)
+
+
+def _kept_outputs(images, outputs, device):
+    """:func:`forward_batches`' triples again, from its kept outputs."""
+    for batch_slice, output in outputs:
+        batch = tensor_of(images[batch_slice]).movedim(-1, 1)
+        batch = as_unit_float(batch.to(device, memory_format=torch.contiguous_format))
+        yield batch_slice, batch, output
+
+
+def training_statistics(module, images, *, batch_size, device, kept=None):
     """What ``fit`` learns from the training images after training.
 
     One forward pass over the training images gives the mean AM per codebook
@@ -129,6 +161,10 @@ def training_statistics(module, images, *, batch_size, device):
         Images per forward pass, >= 1.
     device : str or torch.device
         The network's device.
+    kept : list or None, default=None
+        If a list, each batch's ``(slice, output)`` is appended to it, the
+        output (:class:`~skvqad.VQVAEOutput`) without ``z_e`` and ``z_q``,
+        for :func:`map_statistics`' ``outputs``.
 
     Returns
     -------
@@ -163,9 +199,12 @@ def training_statistics(module, images, *, batch_size, device):
     ]
     pairs = np.empty((len(RECONSTRUCTIONS), n_channels, 2, sum(per_batch)), np.float32)
     ends = np.cumsum(per_batch)
-    for i, (_, batch, output) in enumerate(
+    for i, (batch_slice, batch, output) in enumerate(
         forward_batches(module, images, batch_size=batch_size, device=device)
     ):
+        if kept is not None:
+            small = VQVAEOutput(output.logits, None, None, *output[3:])
+            kept.append((batch_slice, small))
         idx = output.indices.reshape(-1).cpu()
         # Accumulated in float64 on the CPU, never on the device.
         sums.index_add_(0, idx, output.alignment.reshape(-1).cpu().double())
@@ -214,7 +253,9 @@ def _isotonic_table(recon, pixels):
     return isotonic.predict(knots).astype(np.float32)
 
 
-def map_statistics(module, images, settings, map_type, *, batch_size, device):
+def map_statistics(
+    module, images, settings, map_type, *, batch_size, device, outputs=None
+):
     """Per-pixel mean and scale of every map over the training images.
 
     The statistics of ``map_normalization="per_pixel"``: at each pixel, the
@@ -236,6 +277,10 @@ def map_statistics(module, images, settings, map_type, *, batch_size, device):
         The map whose raw values are also returned (the detector scores the
         training images from them: one forward pass for both); None keeps
         none (image files: the memory must not grow with their number).
+    outputs : list or None, default=None
+        The ``kept`` outputs of :func:`training_statistics` for an array of
+        ``images``, used instead of running the network again (the same
+        network in evaluation mode: the same maps); None runs it.
 
     Returns
     -------
@@ -248,9 +293,11 @@ def map_statistics(module, images, settings, map_type, *, batch_size, device):
     """
     sums = {}
     maps = None if map_type is None else np.empty(images.shape[:3], np.float32)
-    for batch_slice, batch, output in forward_batches(
-        module, images, batch_size=batch_size, device=device
-    ):
+    if outputs is None:
+        batches = forward_batches(module, images, batch_size=batch_size, device=device)
+    else:
+        batches = _kept_outputs(images, outputs, device)
+    for batch_slice, batch, output in batches:
         for name, values in maps_of_output(
             batch, output, module, settings, MAP_TYPES
         ).items():

@@ -159,3 +159,43 @@ def test_normal_borders_score_like_interiors():
         detector.anomaly_map(brick_tiles(4, size=48, rows=(80, 128), seed=2))
     )
     assert border < 1.3 * inside
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_fit_runs_the_network_once_over_an_array_with_the_same_results(
+    monkeypatch, dtype
+):
+    """The outputs of the first pass after training are kept for the maps of
+    the second; the statistics, calibration and threshold are those of two
+    passes, exactly."""
+    from skvqad import _fit_statistics
+    from skvqad._model import VQVAE
+
+    X = brick_tiles(10, size=16, seed=3)
+    X = (X * 255).round().astype(np.uint8) if dtype == np.uint8 else X
+    params = {**TINY, "max_epochs": 1, "random_state": 0, "batch_size": 4}
+    runs = []
+    original_run = VQVAE.run
+
+    def counted(self, x):
+        if not self.training:
+            runs.append(len(x))
+        return original_run(self, x)
+
+    monkeypatch.setattr(VQVAE, "run", counted)
+    once = VQVAEAnomalyDetector(**params).fit(X)
+    assert sum(runs) == len(X)  # one forward pass over the training images
+    runs.clear()
+    monkeypatch.setattr(_fit_statistics, "KEPT_OUTPUT_BYTES", 0)
+    twice = VQVAEAnomalyDetector(**params).fit(X)
+    assert sum(runs) == 2 * len(X)
+    assert once.offset_ == twice.offset_
+    np.testing.assert_array_equal(
+        once.reconstruction_calibration_, twice.reconstruction_calibration_
+    )
+    np.testing.assert_array_equal(once.code_alignment_, twice.code_alignment_)
+    for map_type in MAP_TYPES:
+        np.testing.assert_array_equal(
+            once.map_statistics_[map_type], twice.map_statistics_[map_type]
+        )
+    np.testing.assert_array_equal(once.score_samples(X), twice.score_samples(X))
