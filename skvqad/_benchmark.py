@@ -1,6 +1,5 @@
 """``skvqad benchmark``: the paper's protocols, with its tables' numbers beside ours."""
 
-import json
 import time
 
 import numpy as np
@@ -19,6 +18,7 @@ from ._anomaly_map import (
 )
 from ._detector import VQVAEAnomalyDetector
 from ._fit_statistics import variant_statistics
+from ._json import json_text
 from ._plotting import save_evaluation_figure
 from ._scoring import pool_maps_all
 from ._template import TemplateAnomalyDetector, template_maps
@@ -576,8 +576,8 @@ def run(args):
         after_fit = round(time.perf_counter() - start, 1)
         report["results"][name]["after_fit_seconds"] = after_fit
         if not args.quiet:
-            print(f"{name}: {json.dumps(figures)}")
-    (out / "benchmark.json").write_text(json.dumps(report, indent=2, default=str))
+            print(f"{name}: {json_text(figures, indent=None)}")
+    (out / "benchmark.json").write_text(json_text(report))
     table = markdown(report)
     (out / "benchmark.md").write_text(table)
     print(table)

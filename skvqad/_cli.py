@@ -337,7 +337,8 @@ def _benchmark_parser(commands):
             "Train and evaluate with the paper's settings (image size, depth, "
             "dilation) and write benchmark.md (a table in the layout of the "
             "paper's Tables I-III, with the paper's numbers beside ours), "
-            "benchmark.json (every figure and setting) and a Fig. 2-style "
+            "benchmark.json (every figure and setting; strict JSON, null for a "
+            "figure the data cannot give) and a Fig. 2-style "
             "picture per category. --quick uses a small model for CPU runs."
         ),
     )

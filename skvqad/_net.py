@@ -7,10 +7,10 @@ import time
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
-from skorch.callbacks import Callback, PassthroughScoring
+from skorch.callbacks import Callback, PassthroughScoring, PrintLog
 from skorch.dataset import get_len, unpack_data
 from skorch.hf import AccelerateMixin
-from skorch.utils import to_tensor
+from skorch.utils import Ansi, to_tensor
 from tqdm.auto import tqdm
 
 from ._model import run_network
@@ -93,9 +93,14 @@ class VQVAENet(NeuralNet):
         self.augment_seed = augment_seed
 
     def get_default_callbacks(self):
-        """skorch's defaults, the batch perplexity and its per-epoch mean."""
+        """skorch's defaults (its table as :class:`PlainPrintLog`), the batch
+        perplexity and its per-epoch mean."""
+        defaults = [
+            (name, PlainPrintLog() if name == "print_log" else callback)
+            for name, callback in super().get_default_callbacks()
+        ]
         return [
-            *super().get_default_callbacks(),
+            *defaults,
             ("codebook_perplexity", CodebookPerplexity()),
             (
                 "perplexity",
@@ -556,6 +561,20 @@ class CodebookPerplexity(Callback):
             for row in rows:
                 if isinstance(row["perplexity"], torch.Tensor):
                     row["perplexity"] = next(values)
+
+
+class PlainPrintLog(PrintLog):
+    """skorch's per-epoch table, without colours where they would be noise.
+
+    skorch colours each epoch's best values with ANSI escape codes; written
+    to a file or a pipe (a log, a notebook's captured output) those show as
+    ``[36m...[0m``. Printed to a terminal, the table is skorch's own.
+    """
+
+    def format_row(self, row, key, color):
+        if sys.stdout.isatty():
+            return super().format_row(row, key, color)
+        return super().format_row(row, key, color="").replace(Ansi.ENDC.value, "")
 
 
 class EpochProgressBar(Callback):

@@ -1,12 +1,12 @@
 """The report of ``skvqad evaluate`` and ``skvqad demo``: figures, settings,
 threshold and per-image scores, as ``report.md`` and ``report.json``."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ._benchmark import COLUMN_NAMES, evaluate, execution_of, n_without_mask
+from ._json import json_text
 from ._plotting import save_evaluation_figure, segmentation_threshold
 
 #: Parameters named in the report's settings line.
@@ -107,7 +107,7 @@ def write_report(detector, data, output_dir, name, fit_seconds):
     report["segmentation_threshold"] = segmentation_threshold(detector, data.X_train)
     output_dir.mkdir(parents=True, exist_ok=True)
     report["figure"] = str(save_evaluation_figure(detector, data, output_dir))
-    (output_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    (output_dir / "report.json").write_text(json_text(report))
     text = markdown(report)
     (output_dir / "report.md").write_text(text)
     print(text.split("\n## Test images")[0].rstrip())

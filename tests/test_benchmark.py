@@ -9,6 +9,7 @@ from PIL import Image
 from skvqad import VQVAEAnomalyDetector
 from skvqad._benchmark import PROTOCOLS, markdown
 from skvqad._cli import main
+from skvqad._json import json_text
 from skvqad.metrics import image_roc_auc, pixel_roc_auc
 
 from .conftest import TINY
@@ -52,10 +53,39 @@ def _run(argv, out):
     )
 
 
+def _refuse(constant):
+    raise ValueError(f"not strict JSON: {constant}")
+
+
+def _strict_json(path):
+    """The file read as parsers other than Python's do: no NaN or Infinity."""
+    return json.loads(path.read_text(), parse_constant=_refuse)
+
+
+def test_json_is_strict_with_numbers_as_numbers():
+    value = {
+        "nan": float("nan"),
+        "inf": -np.inf,
+        "f32": np.float32(0.25),
+        "i64": np.int64(3),
+        "nested": ({"x": np.float64("nan")}, [np.float32("inf"), 1.5]),
+        "other": object,
+    }
+    text = json_text(value)
+    parsed = json.loads(text, parse_constant=_refuse)
+    assert parsed["nan"] is None and parsed["inf"] is None
+    assert parsed["f32"] == 0.25 and isinstance(parsed["f32"], float)
+    assert parsed["i64"] == 3 and isinstance(parsed["i64"], int)
+    assert parsed["nested"] == [{"x": None}, [None, 1.5]]
+    assert parsed["other"] == str(object)
+    assert json_text([1, np.float32(2)], indent=None) == "[1, 2.0]"
+    assert np.isnan(value["nested"][0]["x"])  # the input is left alone
+
+
 def test_mvtec_benchmark_writes_the_paper_table(tmp_path, small_protocols, capsys):
     _mvtec_category(tmp_path / "data" / "grid")
     assert _run(["mvtec", "--root", str(tmp_path / "data")], tmp_path / "out") == 0
-    report = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    report = _strict_json(tmp_path / "out" / "benchmark.json")
     grid = report["results"]["grid"]
     assert grid["paper"] == [0.99, 0.99]
     assert report["execution"] == {"mixed_precision": "no", "channels_last": True}

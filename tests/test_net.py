@@ -206,6 +206,20 @@ def test_epoch_progress_bar_counts_epochs(capsys):
     assert "bar_" not in pickle.loads(pickle.dumps(bar)).__dict__
 
 
+@pytest.mark.parametrize("terminal", [False, True])
+def test_epoch_table_is_coloured_only_on_a_terminal(capsys, monkeypatch, terminal):
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)
+    net = _net(max_epochs=2)
+    net.set_params(verbose=1)
+    net.fit(_asymmetric_images(), y=None)
+    out = capsys.readouterr().out
+    assert "train_loss" in out and "perplexity" in out
+    # skorch colours the best values (the first epoch's, at least).
+    assert ("\x1b[" in out) == terminal
+
+
 def test_random_rotated_crop_is_a_crop_of_the_turned_image():
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(3, 2, 10, 14)
