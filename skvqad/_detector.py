@@ -20,6 +20,7 @@ from ._fit_statistics import after_training
 from ._maps import check_luminance_channels
 from ._model import resolve_execution
 from ._scoring import (
+    caller_level,
     offset_from_scores,
     plain,
     record_offset_params,
@@ -501,7 +502,7 @@ float32
                 "epochs (interrupted, or stopped by a callback); the detector is "
                 "fitted with the network as it was then.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=caller_level(),
             )
         self.image_shape_ = images.shape[1:3]
         statistics = after_training(self, images)

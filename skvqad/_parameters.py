@@ -23,10 +23,12 @@ import os
 import textwrap
 from numbers import Integral, Real
 
+import numpy as np
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 __all__ = [
     "CONSTRAINTS",
+    "Count",
     "MAP",
     "POOLINGS",
     "RUNTIME",
@@ -37,6 +39,20 @@ __all__ = [
     "fill_names",
     "format_names",
 ]
+
+
+class Count(Interval):
+    """scikit-learn's ``Interval`` of integers, refusing booleans.
+
+    ``True`` is an ``int`` to Python, so ``Interval(Integral, 1, None)``
+    takes ``batch_size=True`` as 1 while it refuses ``False``; a count given
+    as a boolean is a mistake, refused with the same message as other
+    values out of the interval.
+    """
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+
 
 #: How a map becomes an image score (:func:`skvqad._anomaly_map.pool_maps`).
 POOLINGS = ("mean", "max", "gaussian_max", "gaussian_contrast")
@@ -97,42 +113,42 @@ RUNTIME = (
 
 #: scikit-learn's ``_parameter_constraints`` of the detector, per parameter.
 CONSTRAINTS = {
-    "n_downsampling": [Interval(Integral, 1, None, closed="left")],
-    "n_residual_layers": [Interval(Integral, 0, None, closed="left")],
-    "hidden_channels": [Interval(Integral, 1, None, closed="left")],
-    "n_embeddings": [Interval(Integral, 1, None, closed="left")],
-    "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+    "n_downsampling": [Count(Integral, 1, None, closed="left")],
+    "n_residual_layers": [Count(Integral, 0, None, closed="left")],
+    "hidden_channels": [Count(Integral, 1, None, closed="left")],
+    "n_embeddings": [Count(Integral, 1, None, closed="left")],
+    "embedding_dim": [Count(Integral, 1, None, closed="left")],
     "beta": [Interval(Real, 0, None, closed="left")],
     "codebook_update": [StrOptions({"loss", "ema"})],
     "restart_dead_codes": ["boolean"],
     "augment": [None, StrOptions({"hflip", "flips"})],
     "augment_rotation": [Interval(Real, 0, 180, closed="both")],
     "augment_scale": [Interval(Real, 1, None, closed="left")],
-    "crop_size": [None, Interval(Integral, 2, None, closed="left")],
+    "crop_size": [None, Count(Integral, 2, None, closed="left")],
     "anomaly_map_type": [StrOptions({"ssim+am", "ssim", "am"})],
-    "dilation_size": [Interval(Integral, 1, None, closed="left")],
+    "dilation_size": [Count(Integral, 1, None, closed="left")],
     "upsampling": [StrOptions({"nearest", "bilinear"})],
     "reconstruction": [StrOptions({"mean", "probs"})],
     "reconstruction_calibration": [None, StrOptions({"isotonic"})],
     "alignment_normalization": [None, StrOptions({"per_code"})],
     "alignment_distance": [StrOptions({"squared", "euclidean"})],
-    "ssim_win_size": [Interval(Integral, 3, None, closed="left")],
+    "ssim_win_size": [Count(Integral, 3, None, closed="left")],
     "ssim_gaussian_weights": ["boolean"],
     "ssim_k1": [Interval(Real, 0, 1, closed="right")],
     "ssim_k2": [Interval(Real, 0, 1, closed="right")],
     "ssim_channel_reduction": [StrOptions({"mean", "min", "luminance"})],
-    "ssim_dilation_size": [Interval(Integral, 1, None, closed="left")],
+    "ssim_dilation_size": [Count(Integral, 1, None, closed="left")],
     "map_normalization": [None, StrOptions({"per_pixel"})],
     "score_pooling": [StrOptions(set(POOLINGS))],
     "score_sigma": [Interval(Real, 0, None, closed="neither")],
-    "max_epochs": [Interval(Integral, 1, None, closed="left")],
-    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "max_epochs": [Count(Integral, 1, None, closed="left")],
+    "batch_size": [Count(Integral, 1, None, closed="left")],
     "lr": [Interval(Real, 0, None, closed="neither")],
     "optimizer": [type],
     "device": [str],
     "eval_batch_size": [
         StrOptions({"auto"}),
-        Interval(Integral, 1, None, closed="left"),
+        Count(Integral, 1, None, closed="left"),
     ],
     "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
     "random_state": ["random_state"],

@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._anomaly_map import POOLINGS
 from ._maps import ssim_map
+from ._parameters import Count
 from ._scoring import (
     detector_scores,
     offset_from_scores,
@@ -87,7 +88,7 @@ default="mean"
     """
 
     _parameter_constraints: dict = {
-        "ssim_win_size": [Interval(Integral, 3, None, closed="left")],
+        "ssim_win_size": [Count(Integral, 3, None, closed="left")],
         "ssim_gaussian_weights": ["boolean"],
         "ssim_k1": [Interval(Real, 0, 1, closed="right")],
         "ssim_k2": [Interval(Real, 0, 1, closed="right")],
@@ -95,7 +96,7 @@ default="mean"
         "score_pooling": [StrOptions(set(POOLINGS))],
         "score_sigma": [Interval(Real, 0, None, closed="neither")],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Count(Integral, 1, None, closed="left")],
         "device": [str],
     }
 

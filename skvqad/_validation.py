@@ -45,14 +45,21 @@ def check_images(X, *, input_name="X", keep_uint8=False):
     ------
     ValueError
         If ``X`` is empty (or an image dimension is 0), ragged (images of
-        mixed sizes), not 3- or 4-D, contains NaN or infinity, holds floats
-        outside [0, 1], or looks channels-first: 4-D with 1, 3 or 4 in axis 1
-        and more than 4 in axis 3 (``(n, 3, 32, 32)``); move the channels last.
+        mixed sizes), not 3- or 4-D (1-D input included), contains NaN or
+        infinity, holds floats outside [0, 1], or looks channels-first: 4-D
+        with 1, 3 or 4 in axis 1 and more than 4 in axis 3
+        (``(n, 3, 32, 32)``); move the channels last.
         Also if it is 3-D with 3 or 4 in axis 2 and more than 4 in axis 1 (one
         ``(H, W, 3)`` colour image without the batch axis).
     TypeError
         If the dtype is neither floating, bool, uint8 nor uint16.
     """
+    if _flat(X):
+        raise ValueError(
+            f"{input_name} must be images (n_samples, height, width[, "
+            f"channels]); got {np.asarray(X).ndim}-D input of shape "
+            f"{np.asarray(X).shape}."
+        )
     try:
         X = check_array(
             X,
@@ -195,6 +202,16 @@ def tensor_to_array(X):
     return X.numpy()
 
 
+def _flat(X):
+    """Whether ``X`` is a scalar or a 1-D sequence (not images)."""
+    if hasattr(X, "ndim"):
+        return X.ndim < 2
+    try:
+        return np.asarray(X).ndim < 2
+    except ValueError:  # ragged nested lists: check_array explains
+        return False
+
+
 def is_tabular(X):
     """Whether ``X`` is 2-D (n_samples, n_features) data rather than images."""
     if hasattr(X, "ndim"):
@@ -273,7 +290,8 @@ def tabular_as_images(estimator, X, *, reset):
     if not reset and not hasattr(estimator, "scaler_"):
         raise ValueError(
             "X is 2-D (n_samples, n_features), but the detector was fitted on "
-            "images (n_samples, height, width[, channels])."
+            "images (n_samples, height, width[, channels]); for one image, "
+            "pass X[None] (a batch of one)."
         )
     X = validate_data(
         estimator, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_samples=1
@@ -315,7 +333,9 @@ def check_detector_input(estimator, X, *, reset, files=None):
     """
     if files is None:
         X = tensor_to_array(X)
-    if files is None and is_tabular(X):
+    # A 1-D row for a detector fitted on rows: scikit-learn's message.
+    row = not reset and hasattr(estimator, "scaler_") and _flat(X)
+    if files is None and (is_tabular(X) or row):
         images = tabular_as_images(estimator, X, reset=reset)
     else:
         images = check_images(X, keep_uint8=True) if files is None else files

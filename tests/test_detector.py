@@ -224,7 +224,7 @@ def test_two_dimensional_input_is_rows_of_pixels():
         (np.full((2, 8, 8), 2.0), ValueError, r"\[0, 1\]"),
         (np.full((2, 8, 8), -0.1), ValueError, r"\[0, 1\]"),
         (np.zeros((2, 8, 8, 1, 1)), ValueError, "5-D"),
-        (np.zeros(5), ValueError, "2D array"),
+        (np.zeros(5), ValueError, r"must be images \(n_samples, height"),
         (np.zeros((0, 8, 8)), ValueError, "0 sample"),
         (np.zeros((2, 8, 8), dtype=np.int32), TypeError, "int32"),
         ([np.zeros((8, 8)), np.zeros((8, 9))], ValueError, "mixed sizes"),
@@ -342,8 +342,10 @@ class _CtrlCAtEpoch2(Callback):
 def test_ctrl_c_leaves_a_fitted_detector_and_is_not_cached(grey_images, tmp_path):
     params = {**TINY, "max_epochs": 5, "memory": str(tmp_path)}
     detector = VQVAEAnomalyDetector(**params, callbacks=[_CtrlCAtEpoch2()])
-    with pytest.warns(UserWarning, match="stopped after 2 of 5 epochs"):
+    with pytest.warns(UserWarning, match="stopped after 2 of 5 epochs") as caught:
         detector.fit(grey_images)
+    # The warning names the user's line, not scikit-learn's fit wrapper.
+    assert [w.filename for w in caught if "stopped" in str(w.message)] == [__file__]
     assert len(detector.net_.history) == 2
     assert np.isfinite(detector.score_samples(grey_images)).all()
     assert not list(tmp_path.glob("joblib/**/output.pkl"))  # nothing cached

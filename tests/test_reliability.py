@@ -499,3 +499,26 @@ def test_a_detector_saved_before_a_parameter_existed_loads_with_its_default(
     assert loaded.get_params()["augment_scale"] == 1.0
     np.testing.assert_array_equal(loaded.score_samples(grey_images[:3]), scores)
     assert clone(loaded).augment_scale == 1.0
+
+
+@pytest.mark.parametrize("X", [np.zeros(10, np.float32), [0.1, 0.2], np.float32(3)])
+def test_one_dimensional_input_is_refused_as_not_images(X):
+    for estimator in (VQVAEAnomalyDetector(**TINY), TemplateAnomalyDetector()):
+        with pytest.raises(ValueError, match=r"must be images \(n_samples, height"):
+            estimator.fit(X)
+
+
+def test_one_image_without_batch_axis_gets_the_fix(fitted_grey, grey_images):
+    with pytest.raises(ValueError, match=r"for one image, pass X\[None\]"):
+        fitted_grey.score_samples(grey_images[0])
+    assert fitted_grey.score_samples(grey_images[0][None]).shape == (1,)
+
+
+@pytest.mark.parametrize("name", ["batch_size", "eval_batch_size", "n_embeddings"])
+@pytest.mark.parametrize("value", [True, np.True_])
+def test_a_count_given_as_a_boolean_is_refused(name, value, grey_images):
+    detector = VQVAEAnomalyDetector(**{**TINY, name: value})
+    with pytest.raises(ValueError, match=f"'{name}' parameter .* an int in the range"):
+        detector.fit(grey_images)
+    with pytest.raises(ValueError, match="'batch_size' parameter"):
+        TemplateAnomalyDetector(batch_size=value).fit(grey_images)
