@@ -43,6 +43,7 @@ __all__ = [
     "detector_maps",
     "detector_reconstructions",
     "detector_statistics",
+    "device_batch",
     "eval_batch_size",
     "forward_batches",
     "map_settings",
@@ -50,6 +51,7 @@ __all__ = [
     "maps_of_output",
     "normalize_maps",
     "pad_to_stride",
+    "padded_size",
     "reconstruction",
 ]
 
@@ -103,6 +105,16 @@ def map_settings(params):
     return {name: params[name] for name in MAP if name != "map_normalization"}
 
 
+def padded_size(height, width, stride):
+    """``(H', W')``: the smallest multiples of ``stride`` that are >= the
+    image's ``height`` and ``width`` and >= ``2 * stride`` (what
+    :func:`pad_to_stride` pads to)."""
+    return (
+        max(-(-height // stride) * stride, 2 * stride),
+        max(-(-width // stride) * stride, 2 * stride),
+    )
+
+
 def pad_to_stride(x, stride):
     """Pad a batch on the bottom and right to a multiple of the latent stride.
 
@@ -120,8 +132,7 @@ def pad_to_stride(x, stride):
         and ``2 * stride``; ``x`` itself when nothing is needed.
     """
     height, width = x.shape[-2:]
-    target_h = max(-(-height // stride) * stride, 2 * stride)
-    target_w = max(-(-width // stride) * stride, 2 * stride)
+    target_h, target_w = padded_size(height, width, stride)
     if (target_h, target_w) == (height, width):
         return x
     return symmetric_pad(x, 0, target_h - height, 0, target_w - width)
@@ -157,13 +168,22 @@ def forward_batches(module, images, *, batch_size, device):
     module.eval()
     stride = 2**module.n_downsampling
     for batch_slice, batch in _image_batches(images, batch_size, device):
-        # One memory layout whatever the source (an array's slice or a
-        # DataLoader's stack), so that both give the same float32 results.
-        batch = batch.movedim(-1, 1).to(device, memory_format=torch.contiguous_format)
-        batch = as_unit_float(batch)  # uint8 divided on the device
+        batch = device_batch(batch, device)
         with torch.no_grad():
             output = module.run(pad_to_stride(batch, stride))
         yield batch_slice, batch, output
+
+
+def device_batch(batch, device):
+    """A ``(b, H, W, C)`` batch tensor of images as the network takes it.
+
+    Returns the ``(b, C, H, W)`` float32 batch in [0, 1] on ``device``, in
+    one memory layout whatever the source (an array's slice or a
+    ``DataLoader``'s stack), so that both give the same float32 results;
+    uint8 is divided by 255 on the device.
+    """
+    batch = batch.movedim(-1, 1).to(device, memory_format=torch.contiguous_format)
+    return as_unit_float(batch)
 
 
 def _image_batches(images, batch_size, device):

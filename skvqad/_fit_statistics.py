@@ -20,17 +20,19 @@ from sklearn.isotonic import IsotonicRegression
 from ._anomaly_map import (
     MAP_TYPES,
     RECONSTRUCTIONS,
+    device_batch,
     eval_batch_size,
     forward_batches,
     map_settings,
     map_tensor_batches,
     maps_of_output,
     normalize_maps,
+    padded_size,
     reconstruction,
 )
 from ._model import CALIBRATION_KNOTS, VQVAEOutput
 from ._scoring import caller_level, detector_tensor_scores
-from ._validation import as_unit_float, tensor_of
+from ._validation import tensor_of
 
 __all__ = [
     "KEPT_OUTPUT_BYTES",
@@ -130,8 +132,7 @@ def _output_bytes(module, images):
     """Bytes of the kept outputs (float32 logits, int64 indices, float32 AM)."""
     n, height, width, n_channels = images.shape
     stride = 2**module.n_downsampling
-    padded_h = max(-(-height // stride) * stride, 2 * stride)
-    padded_w = max(-(-width // stride) * stride, 2 * stride)
+    padded_h, padded_w = padded_size(height, width, stride)
     latents = (padded_h // stride) * (padded_w // stride)
     return n * (4 * n_channels * padded_h * padded_w + 12 * latents)
 
@@ -139,9 +140,7 @@ def _output_bytes(module, images):
 def _kept_outputs(images, outputs, device):
     """:func:`forward_batches`' triples again, from its kept outputs."""
     for batch_slice, output in outputs:
-        batch = tensor_of(images[batch_slice]).movedim(-1, 1)
-        batch = as_unit_float(batch.to(device, memory_format=torch.contiguous_format))
-        yield batch_slice, batch, output
+        yield batch_slice, device_batch(tensor_of(images[batch_slice]), device), output
 
 
 def training_statistics(module, images, *, batch_size, device, kept=None):

@@ -567,8 +567,8 @@ class PlainPrintLog(PrintLog):
     """skorch's per-epoch table, without colours where they would be noise.
 
     skorch colours each epoch's best values with ANSI escape codes; written
-    to a file or a pipe (a log, a notebook's captured output) those show as
-    ``[36m...[0m``. Printed to a terminal, the table is skorch's own.
+    to a file or a pipe (a log) those show as ``[36m...[0m``. When standard
+    output is a terminal, the table is skorch's own.
     """
 
     def format_row(self, row, key, color):
